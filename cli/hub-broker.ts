@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/** The one CLI: `hub-broker <command>`. Each command lives in its own module, loaded on demand. */
+
+interface Command {
+  readonly summary: string;
+  readonly run: (args: string[]) => Promise<number>;
+}
+
+const notYet = (name: string) => async (): Promise<number> => {
+  console.error(`hub-broker ${name}: not yet implemented`);
+  return 2;
+};
+
+const COMMANDS: Record<string, Command> = {
+  hub: { summary: 'run the relay (HTTP + WebSocket server)', run: notYet('hub') },
+  agent: { summary: 'run the sync agent next to a branch database', run: notYet('agent') },
+  operator: { summary: 'run the Kubernetes operator', run: notYet('operator') },
+  demo: { summary: 'run a self-contained demo: a hub and three branches syncing', run: notYet('demo') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['Usage: hub-broker <command> [options]', '', 'Commands:', ...lines, '', 'Run `hub-broker <command> --help` for a command\'s options.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`hub-broker: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exitCode = 1;
+  },
+);
