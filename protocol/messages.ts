@@ -74,6 +74,11 @@ export const VersionRefSchema = z.strictObject({
 });
 
 export const ConflictSchema = z.strictObject({
+  /** `concurrent`: two writes resolved by the strategy (the default when absent). `dead-letter`: the
+   * incoming change could not be applied at all (e.g. a unique key other than the primary key). */
+  kind: z.enum(['concurrent', 'dead-letter']).optional(),
+  /** Why a dead-lettered change failed. */
+  reason: z.string().max(1024).optional(),
   table: z.string().min(3).max(130),
   pk: RowSchema,
   strategy: StrategyNameSchema,
