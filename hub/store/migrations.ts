@@ -1,0 +1,175 @@
+import type pg from 'pg';
+import { ADVISORY_KEY_SQL, quoteIdent, type Queryable } from './db.js';
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Global schema `hub`. Append only: a released migration never changes. */
+const GLOBAL: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'tenants, branches, audit log',
+    sql: `
+      CREATE TABLE hub.tenants (
+        id text PRIMARY KEY,
+        status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+        max_branches integer CHECK (max_branches IS NULL OR max_branches >= 0),
+        rate_messages_per_second double precision CHECK (rate_messages_per_second IS NULL OR rate_messages_per_second > 0),
+        rate_burst integer CHECK (rate_burst IS NULL OR rate_burst > 0),
+        conflict_strategy text NOT NULL DEFAULT 'last-write-wins'
+          CHECK (conflict_strategy IN ('last-write-wins', 'branch-priority')),
+        branch_priority text[] NOT NULL DEFAULT '{}',
+        deletion_policy text NOT NULL DEFAULT 'retain' CHECK (deletion_policy IN ('retain', 'delete')),
+        schema_name text NOT NULL UNIQUE,
+        schema_version integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE hub.branches (
+        tenant_id text NOT NULL REFERENCES hub.tenants (id) ON DELETE CASCADE,
+        id text NOT NULL,
+        status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+        key_hash text,
+        prev_key_hash text,
+        prev_key_expires_at timestamptz,
+        key_rotated_at timestamptz,
+        last_seen_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (tenant_id, id)
+      );
+      CREATE TABLE hub.audit_log (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        tenant_id text,
+        branch_id text,
+        event text NOT NULL,
+        source text,
+        detail jsonb NOT NULL DEFAULT '{}'
+      );
+      CREATE INDEX audit_log_tenant_at ON hub.audit_log (tenant_id, at);
+    `,
+  },
+];
+
+/** DDL of a tenant's schema, by version. `$S` stands for the quoted schema name. */
+const TENANT: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'log, cursors, compacted state',
+    sql: `
+      CREATE SEQUENCE $S.log_pos_seq;
+      CREATE TABLE $S.log (
+        pos bigint PRIMARY KEY,
+        origin text NOT NULL,
+        origin_seq bigint NOT NULL,
+        target text,
+        change jsonb NOT NULL,
+        appended_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (origin, origin_seq)
+      );
+      CREATE TABLE $S.cursors (
+        branch_id text PRIMARY KEY,
+        pos bigint NOT NULL DEFAULT 0,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE $S.state (
+        tbl text NOT NULL,
+        pk jsonb NOT NULL,
+        versions jsonb NOT NULL,
+        pos bigint NOT NULL,
+        PRIMARY KEY (tbl, pk)
+      );
+      CREATE TABLE $S.meta (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        compacted_upto bigint NOT NULL DEFAULT 0,
+        pruned_upto bigint NOT NULL DEFAULT 0
+      );
+      INSERT INTO $S.meta DEFAULT VALUES;
+    `,
+  },
+];
+
+export const TENANT_SCHEMA_VERSION = TENANT[TENANT.length - 1]?.version ?? 0;
+export const GLOBAL_SCHEMA_VERSION = GLOBAL[GLOBAL.length - 1]?.version ?? 0;
+
+/** `tenant_<id>` with `-` mapped to `_` (ids are DNS-1123 labels, so the result is a plain identifier). */
+export function tenantSchemaName(tenantId: string): string {
+  return `tenant_${tenantId.replace(/-/g, '_')}`;
+}
+
+/** Brings a tenant schema from `from` to the latest version; run inside the caller's transaction. */
+export async function upgradeTenantSchema(q: Queryable, schema: string, from: number): Promise<number> {
+  if (from === 0) await q.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  let version = from;
+  for (const m of TENANT) {
+    if (m.version <= from) continue;
+    await q.query(m.sql.replaceAll('$S', quoteIdent(schema)));
+    version = m.version;
+  }
+  return version;
+}
+
+export interface MigrationReport {
+  readonly applied: readonly number[];
+  readonly tenantsUpgraded: number;
+}
+
+/**
+ * Applies pending migrations to the hub database under a session advisory lock, so several
+ * hub instances (and the operator) starting at once apply each migration exactly once.
+ */
+export async function migrate(pool: pg.Pool): Promise<MigrationReport> {
+  const client = await pool.connect();
+  try {
+    await client.query(`SELECT pg_advisory_lock(${ADVISORY_KEY_SQL})`, ['hub-broker:migrate']);
+    try {
+      await client.query('CREATE SCHEMA IF NOT EXISTS hub');
+      await client.query(`CREATE TABLE IF NOT EXISTS hub.schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM hub.schema_migrations');
+      const done = new Set(rows.map((r) => r.version));
+      const applied: number[] = [];
+      for (const m of GLOBAL) {
+        if (done.has(m.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query('INSERT INTO hub.schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+        }
+        applied.push(m.version);
+      }
+      const stale = await client.query<{ id: string; schema_name: string; schema_version: number }>(
+        'SELECT id, schema_name, schema_version FROM hub.tenants WHERE schema_version < $1',
+        [TENANT_SCHEMA_VERSION],
+      );
+      for (const t of stale.rows) {
+        await client.query('BEGIN');
+        try {
+          const v = await upgradeTenantSchema(client, t.schema_name, t.schema_version);
+          await client.query('UPDATE hub.tenants SET schema_version = $2 WHERE id = $1', [t.id, v]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw new Error(`upgrading schema of tenant ${t.id} failed: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      return { applied, tenantsUpgraded: stale.rows.length };
+    } finally {
+      // A broken connection releases the lock by itself; do not mask the original error.
+      await client.query(`SELECT pg_advisory_unlock(${ADVISORY_KEY_SQL})`, ['hub-broker:migrate']).catch(() => undefined);
+    }
+  } finally {
+    client.release();
+  }
+}
