@@ -13,7 +13,10 @@ export interface Version {
 
 export type Strategy =
   | { readonly name: 'last-write-wins' }
-  /** `priority` lists branches from highest to lowest; unlisted branches rank below all listed ones. */
+  /**
+   * `priority` lists branches from highest to lowest; unlisted branches rank below all listed ones.
+   * A write ranks as the best branch in its history (see `rank`), ties by HLC then branch id.
+   */
   | { readonly name: 'branch-priority'; readonly priority: readonly string[] };
 
 export type Decision =
@@ -28,9 +31,28 @@ export type Decision =
    */
   | { readonly action: 'conflict'; readonly winner: 'local' | 'incoming'; readonly version: Version };
 
-function rank(priority: readonly string[], branch: string): number {
-  const i = priority.indexOf(branch);
-  return i === -1 ? priority.length : i;
+/**
+ * Rank of a version under `branch-priority` (0 is best): the best rank among the branches in its
+ * history (its vector) and its origin. A write made after seeing a higher-priority branch's write
+ * inherits that rank.
+ *
+ * Ranking by the origin alone does not converge. A replica keeps one version per row: once hq's
+ * write beat store-1's concurrent one, only hq's row is left. If store-2 then edits hq's row (it
+ * had seen hq's write only), the edit supersedes hq's write and, ranked by origin, should now lose
+ * to store-1's write, whose row this replica no longer has; a replica that saw the edit before
+ * store-1's write picks store-1's. With inherited ranks a causally later write never ranks below
+ * what it supersedes, so the order agrees with causality (as HLC order does for last-write-wins)
+ * and every replica ends with the best write overall, whatever order the writes arrive in.
+ */
+function rank(priority: readonly string[], v: Version): number {
+  let best = priority.length;
+  const consider = (branch: string): void => {
+    const i = priority.indexOf(branch);
+    if (i !== -1 && i < best) best = i;
+  };
+  consider(v.origin);
+  for (const [branch, n] of Object.entries(v.vv)) if (n > 0) consider(branch);
+  return best;
 }
 
 /**
@@ -40,8 +62,8 @@ function rank(priority: readonly string[], branch: string): number {
  */
 export function beats(a: Version, b: Version, strategy: Strategy): boolean {
   if (strategy.name === 'branch-priority') {
-    const ra = rank(strategy.priority, a.origin);
-    const rb = rank(strategy.priority, b.origin);
+    const ra = rank(strategy.priority, a);
+    const rb = rank(strategy.priority, b);
     if (ra !== rb) return ra < rb;
   }
   if (a.hlc !== b.hlc) return a.hlc > b.hlc;
