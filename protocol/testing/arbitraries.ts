@@ -39,6 +39,13 @@ const MAX_WALL = 2 ** 48 - 1;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
+/**
+ * `fc.record` making plain objects, as decoded frames are: fast-check also makes null-prototype
+ * ones, and ignores `noNullPrototype` when `requiredKeys` is given.
+ */
+const record: typeof fc.record = (model, constraints) =>
+  fc.record(model, { ...constraints, noNullPrototype: true }).map((o) => ({ ...o }));
+
 /** Strings of at most `max` UTF-16 units (the schemas count units), any printable unicode. */
 function text(min: number, max: number): fc.Arbitrary<string> {
   return fc
@@ -58,7 +65,7 @@ export const idArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/) },
 );
 
-export const hlcArb: fc.Arbitrary<Hlc> = fc.record({
+export const hlcArb: fc.Arbitrary<Hlc> = record({
   wall: fc.integer({ min: 0, max: MAX_WALL }),
   logical: fc.integer({ min: 0, max: MAX_LOGICAL }),
 });
@@ -118,7 +125,9 @@ export const valueArb: fc.Arbitrary<Value> = fc.oneof(
     .tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.bigInt({ min: 0n, max: 10n ** 20n }))
     .map(([i, f]) => `${i}.${f}`),
   // timestamps
-  fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map(pgTimestamp),
+  fc
+    .date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
+    .map(pgTimestamp),
   fc.date({ noInvalidDate: true, min: new Date(0), max: new Date('2100-01-01T00:00:00Z') }).map((d) => d.toISOString()),
   // bytea: PostgreSQL hex form, and base64
   fc.uint8Array({ maxLength: 32 }).map((b) => `\\x${hex(b)}`),
@@ -146,7 +155,7 @@ export const rowArb: fc.Arbitrary<Row> = fc.dictionary(columnArb, valueArb, {
 });
 
 export const pkArb: fc.Arbitrary<Row> = fc.oneof(
-  fc.record({ id: fc.oneof(fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }).map(String), fc.uuid()) }),
+  record({ id: fc.oneof(fc.bigInt({ min: 1n, max: 2n ** 63n - 1n }).map(String), fc.uuid()) }),
   fc.dictionary(columnArb, valueArb, { minKeys: 1, maxKeys: 3, noNullPrototype: true }),
 );
 
@@ -157,24 +166,21 @@ export const tableArb: fc.Arbitrary<string> = fc.oneof(
 
 export const opArb = fc.constantFrom('insert', 'update', 'delete' as const);
 
-export const changeArb: fc.Arbitrary<Change> = fc
-  .record(
-    {
-      table: tableArb,
-      op: opArb,
-      pk: pkArb,
-      row: rowArb,
-      hlc: hlcStringArb,
-      vv: vvArb,
-      origin: idArb,
-      seq: counterArb,
-      tx: fc.bigInt({ min: 1n, max: 2n ** 64n - 1n }).map(String),
-      tx_end: fc.boolean(),
-    },
-    { requiredKeys: ['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx'] },
-  )
-  // Deletes carry no row.
-  .map((c) => (c.op === 'delete' ? { ...c, row: null } : c));
+export const changeArb: fc.Arbitrary<Change> = record(
+  {
+    table: tableArb,
+    op: opArb,
+    pk: pkArb,
+    row: rowArb,
+    hlc: hlcStringArb,
+    vv: vvArb,
+    origin: idArb,
+    seq: counterArb,
+    tx: fc.bigInt({ min: 1n, max: 2n ** 64n - 1n }).map(String),
+    tx_end: fc.boolean(),
+  },
+  { requiredKeys: ['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx'] },
+).map((c) => (c.op === 'delete' ? { ...c, row: null } : c)); // deletes carry no row
 
 const messageIdArb = fc.oneof(fc.uuid(), text(1, 64));
 const batchIdArb = fc.oneof(fc.uuid(), text(1, 64));
@@ -183,14 +189,14 @@ const timestampArb = fc
   .map((d) => d.toISOString());
 const strategyArb = fc.constantFrom('last-write-wins', 'branch-priority' as const);
 
-export const versionRefArb: fc.Arbitrary<VersionRef> = fc.record({
+export const versionRefArb: fc.Arbitrary<VersionRef> = record({
   origin: idArb,
   hlc: hlcStringArb,
   vv: vvArb,
   deleted: fc.boolean(),
 });
 
-export const conflictArb: fc.Arbitrary<Conflict> = fc.record(
+export const conflictArb: fc.Arbitrary<Conflict> = record(
   {
     kind: fc.constantFrom('concurrent', 'dead-letter' as const),
     reason: text(0, 200),
@@ -208,7 +214,7 @@ export const conflictArb: fc.Arbitrary<Conflict> = fc.record(
 
 // ---------------------------------------------------------------- agent → hub
 
-export const syncBatchArb: fc.Arbitrary<SyncBatch> = fc.record(
+export const syncBatchArb: fc.Arbitrary<SyncBatch> = record(
   {
     type: fc.constant('sync.batch' as const),
     id: messageIdArb,
@@ -219,37 +225,37 @@ export const syncBatchArb: fc.Arbitrary<SyncBatch> = fc.record(
   { requiredKeys: ['type', 'id', 'batch_id', 'changes'] },
 );
 
-export const syncAppliedArb: fc.Arbitrary<SyncApplied> = fc.record({
+export const syncAppliedArb: fc.Arbitrary<SyncApplied> = record({
   type: fc.constant('sync.applied' as const),
   id: messageIdArb,
   offset: offsetArb,
 });
 
-export const conflictReportArb: fc.Arbitrary<ConflictReport> = fc.record({
+export const conflictReportArb: fc.Arbitrary<ConflictReport> = record({
   type: fc.constant('conflict.report' as const),
   id: messageIdArb,
   conflict: conflictArb,
 });
 
-export const snapshotRequestArb: fc.Arbitrary<SnapshotRequest> = fc.record({
+export const snapshotRequestArb: fc.Arbitrary<SnapshotRequest> = record({
   type: fc.constant('snapshot.request' as const),
   id: messageIdArb,
 });
 
-export const snapshotAckArb: fc.Arbitrary<SnapshotAck> = fc.record({
+export const snapshotAckArb: fc.Arbitrary<SnapshotAck> = record({
   type: fc.constant('snapshot.ack' as const),
   id: messageIdArb,
   snapshot_id: batchIdArb,
   seq: offsetArb,
 });
 
-export const authRefreshArb: fc.Arbitrary<AuthRefresh> = fc.record({
+export const authRefreshArb: fc.Arbitrary<AuthRefresh> = record({
   type: fc.constant('auth.refresh' as const),
   id: messageIdArb,
   token: fc.stringMatching(/^[A-Za-z0-9_-]{10,200}\.[A-Za-z0-9_-]{10,400}\.[A-Za-z0-9_-]{10,100}$/),
 });
 
-export const errorFrameArb: fc.Arbitrary<ErrorFrame> = fc.record(
+export const errorFrameArb: fc.Arbitrary<ErrorFrame> = record(
   {
     type: fc.constant('error' as const),
     id: messageIdArb,
@@ -262,7 +268,7 @@ export const errorFrameArb: fc.Arbitrary<ErrorFrame> = fc.record(
 
 // ---------------------------------------------------------------- hub → agent
 
-export const helloArb: fc.Arbitrary<Hello> = fc.record({
+export const helloArb: fc.Arbitrary<Hello> = record({
   type: fc.constant('hello' as const),
   id: messageIdArb,
   protocol: fc.integer({ min: 1, max: 1000 }),
@@ -270,18 +276,18 @@ export const helloArb: fc.Arbitrary<Hello> = fc.record({
   tenant_id: idArb,
   branch_id: idArb,
   heartbeat_ms: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-  limits: fc.record({
+  limits: record({
     max_frame_bytes: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
     max_changes_per_batch: fc.integer({ min: 1, max: 100_000 }),
   }),
   cursor: offsetArb,
   log_head: offsetArb,
   bootstrap: fc.boolean(),
-  policy: fc.record({ conflict_strategy: strategyArb, branch_priority: fc.array(idArb, { maxLength: 6 }) }),
+  policy: record({ conflict_strategy: strategyArb, branch_priority: fc.array(idArb, { maxLength: 6 }) }),
   token_expires_at: timestampArb,
 });
 
-export const syncAckArb: fc.Arbitrary<SyncAck> = fc.record({
+export const syncAckArb: fc.Arbitrary<SyncAck> = record({
   type: fc.constant('sync.ack' as const),
   id: messageIdArb,
   batch_id: batchIdArb,
@@ -290,20 +296,20 @@ export const syncAckArb: fc.Arbitrary<SyncAck> = fc.record({
 
 export const logEntryArb: fc.Arbitrary<LogEntry> = fc.tuple(offsetArb, changeArb);
 
-export const syncDeliverArb: fc.Arbitrary<SyncDeliver> = fc.record({
+export const syncDeliverArb: fc.Arbitrary<SyncDeliver> = record({
   type: fc.constant('sync.deliver' as const),
   id: messageIdArb,
   entries: fc.array(logEntryArb, { minLength: 1, maxLength: 5 }),
 });
 
-export const conflictNotifyArb: fc.Arbitrary<ConflictNotify> = fc.record({
+export const conflictNotifyArb: fc.Arbitrary<ConflictNotify> = record({
   type: fc.constant('conflict.notify' as const),
   id: messageIdArb,
   reported_by: idArb,
   conflict: conflictArb,
 });
 
-export const snapshotBeginArb: fc.Arbitrary<SnapshotBegin> = fc.record({
+export const snapshotBeginArb: fc.Arbitrary<SnapshotBegin> = record({
   type: fc.constant('snapshot.begin' as const),
   id: messageIdArb,
   snapshot_id: batchIdArb,
@@ -311,7 +317,7 @@ export const snapshotBeginArb: fc.Arbitrary<SnapshotBegin> = fc.record({
   total_rows: offsetArb,
 });
 
-export const snapshotChunkArb: fc.Arbitrary<SnapshotChunk> = fc.record({
+export const snapshotChunkArb: fc.Arbitrary<SnapshotChunk> = record({
   type: fc.constant('snapshot.chunk' as const),
   id: messageIdArb,
   snapshot_id: batchIdArb,
@@ -319,7 +325,7 @@ export const snapshotChunkArb: fc.Arbitrary<SnapshotChunk> = fc.record({
   rows: fc.array(changeArb, { maxLength: 5 }),
 });
 
-export const snapshotEndArb: fc.Arbitrary<SnapshotEnd> = fc.record({
+export const snapshotEndArb: fc.Arbitrary<SnapshotEnd> = record({
   type: fc.constant('snapshot.end' as const),
   id: messageIdArb,
   snapshot_id: batchIdArb,
@@ -327,13 +333,13 @@ export const snapshotEndArb: fc.Arbitrary<SnapshotEnd> = fc.record({
   rows: offsetArb,
 });
 
-export const snapshotRequiredArb: fc.Arbitrary<SnapshotRequired> = fc.record({
+export const snapshotRequiredArb: fc.Arbitrary<SnapshotRequired> = record({
   type: fc.constant('snapshot.required' as const),
   id: messageIdArb,
   reason: text(0, 256),
 });
 
-export const authRefreshedArb: fc.Arbitrary<AuthRefreshed> = fc.record({
+export const authRefreshedArb: fc.Arbitrary<AuthRefreshed> = record({
   type: fc.constant('auth.refreshed' as const),
   id: messageIdArb,
   expires_at: timestampArb,
