@@ -1,0 +1,148 @@
+/**
+ * TypeScript shapes of the `hubbroker.io/v1alpha1` resources. crds/*.yaml is the source of
+ * truth; the API server validates and defaults every object against it, so the operator takes
+ * these shapes as given (fields with a CRD default are not optional here).
+ */
+import type { KubeObject } from '../kube/resources.js';
+
+export interface SecretKeyRef {
+  readonly name: string;
+  readonly key: string;
+}
+
+export interface TokenBucket {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export interface HubSpec {
+  readonly image?: string;
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  readonly imagePullSecrets?: readonly { name: string }[];
+  readonly replicas: {
+    readonly min: number;
+    readonly max: number;
+    readonly connectionsPerReplica: number;
+    readonly headroom: number;
+  };
+  readonly database: { readonly secretRef: SecretKeyRef };
+  readonly redis?: { readonly secretRef: SecretKeyRef; readonly prefix?: string };
+  readonly jwt: { readonly secretRef: SecretKeyRef };
+  readonly adminToken?: { readonly secretRef: SecretKeyRef };
+  readonly publicURL?: string;
+  readonly service: {
+    readonly type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+    readonly port: number;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+  readonly tls?: { readonly secretName: string };
+  readonly limits?: {
+    readonly maxConnections?: number;
+    readonly tenantRate?: TokenBucket;
+    readonly branchRate?: TokenBucket;
+  };
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  readonly resources?: {
+    readonly requests?: Readonly<Record<string, string | number>>;
+    readonly limits?: Readonly<Record<string, string | number>>;
+  };
+  readonly nodeSelector?: Readonly<Record<string, string>>;
+  readonly tolerations?: readonly Readonly<Record<string, unknown>>[];
+  readonly affinity?: Readonly<Record<string, unknown>>;
+  readonly podAnnotations?: Readonly<Record<string, string>>;
+  readonly disruption: { readonly maxUnavailable: number | string };
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  readonly type: string;
+  readonly status: ConditionStatus;
+  readonly reason: string;
+  readonly message: string;
+  readonly lastTransitionTime: string;
+  readonly observedGeneration?: number;
+}
+
+export interface CommonStatus {
+  readonly observedGeneration?: number;
+  readonly conditions?: readonly Condition[];
+}
+
+export interface HubStatus extends CommonStatus {
+  readonly replicas?: number;
+  readonly readyReplicas?: number;
+  readonly selector?: string;
+  readonly branches?: number;
+  readonly tenants?: number;
+  readonly endpoint?: string;
+}
+
+export interface Hub extends KubeObject {
+  readonly spec: HubSpec;
+  readonly status?: HubStatus;
+}
+
+export interface TenantSpec {
+  readonly hubRef: { readonly name: string };
+  readonly maxBranches?: number;
+  readonly rateLimit?: { readonly messagesPerSecond: number; readonly burst: number };
+  readonly suspended: boolean;
+  readonly conflictStrategy: 'LastWriteWins' | 'BranchPriority';
+  readonly branchPriority?: readonly string[];
+  readonly deletionPolicy: 'Retain' | 'Delete';
+}
+
+export interface TenantStatus extends CommonStatus {
+  readonly schema?: string;
+  readonly branches?: number;
+}
+
+export interface Tenant extends KubeObject {
+  readonly spec: TenantSpec;
+  readonly status?: TenantStatus;
+}
+
+export interface BranchSpec {
+  readonly tenantRef: { readonly name: string };
+  readonly suspended: boolean;
+  readonly credentials: { readonly rotate?: string; readonly gracePeriodSeconds: number };
+}
+
+export interface BranchStatus extends CommonStatus {
+  readonly secretName?: string;
+  readonly keyRotatedAt?: string;
+  readonly previousKeyValidUntil?: string;
+}
+
+export interface Branch extends KubeObject {
+  readonly spec: BranchSpec;
+  readonly status?: BranchStatus;
+}
+
+/** On Hubs, Tenants and Branches: external state (or, for a Hub, its Tenants) to clean up first. */
+export const FINALIZER = 'hubbroker.io/finalizer';
+
+export const LABEL = {
+  name: 'app.kubernetes.io/name',
+  component: 'app.kubernetes.io/component',
+  managedBy: 'app.kubernetes.io/managed-by',
+  hub: 'hubbroker.io/hub',
+  tenant: 'hubbroker.io/tenant',
+  branch: 'hubbroker.io/branch',
+} as const;
+
+export const ANNOTATION = {
+  /** On a credentials Secret: the `spec.credentials.rotate` value its key was issued for. */
+  rotate: 'hubbroker.io/rotate',
+  /** On hub pods: a digest of the ConfigMap, so a configuration change rolls them. */
+  configHash: 'hubbroker.io/config-hash',
+} as const;
+
+export const MANAGED_BY = 'hub-broker-operator';
+
+/** The name of a Branch's credentials Secret. */
+export const credentialsSecretName = (branch: string): string => `${branch}-credentials`;
+
+/** Keys of the credentials Secret; a branch agent reads exactly these from its environment. */
+export const CREDENTIAL_KEYS = ['HUB_URL', 'TENANT_ID', 'BRANCH_ID', 'API_KEY'] as const;

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { TenantSpec } from '../api/v1alpha1.js';
+import { storeTenantSpec } from './tenant-spec.js';
+
+const spec = (over: Partial<TenantSpec> = {}): TenantSpec => ({
+  hubRef: { name: 'h' },
+  suspended: false,
+  conflictStrategy: 'LastWriteWins',
+  deletionPolicy: 'Retain',
+  ...over,
+});
+
+describe('storeTenantSpec', () => {
+  it('maps the defaults', () => {
+    expect(storeTenantSpec(spec())).toEqual({
+      status: 'active',
+      maxBranches: null,
+      rateLimit: null,
+      conflictStrategy: 'last-write-wins',
+      branchPriority: [],
+      deletionPolicy: 'retain',
+    });
+  });
+
+  it('maps every field', () => {
+    expect(
+      storeTenantSpec(
+        spec({
+          suspended: true,
+          maxBranches: 3,
+          rateLimit: { messagesPerSecond: 12.5, burst: 40 },
+          conflictStrategy: 'BranchPriority',
+          branchPriority: ['hq', 'b2'],
+          deletionPolicy: 'Delete',
+        }),
+      ),
+    ).toEqual({
+      status: 'suspended',
+      maxBranches: 3,
+      rateLimit: { messagesPerSecond: 12.5, burst: 40 },
+      conflictStrategy: 'branch-priority',
+      branchPriority: ['hq', 'b2'],
+      deletionPolicy: 'delete',
+    });
+  });
+
+  it('clears a removed limit (absent in spec → null, not "unchanged")', () => {
+    expect(storeTenantSpec(spec()).maxBranches).toBeNull();
+    expect(storeTenantSpec(spec()).rateLimit).toBeNull();
+  });
+});
