@@ -54,7 +54,15 @@ interface Scenario {
 const offsetArb = fc.oneof(fc.constant(0), fc.integer({ min: -MAX_OFFSET_MS, max: MAX_OFFSET_MS }));
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('write' as const), replica: fc.nat(), key: fc.nat(KEYS.length - 1), op: fc.constantFrom('upsert' as const, 'upsert' as const, 'delete' as const) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('write' as const),
+      replica: fc.nat(),
+      key: fc.nat(KEYS.length - 1),
+      op: fc.constantFrom('upsert' as const, 'upsert' as const, 'delete' as const),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('redeliver' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('jump' as const), replica: fc.nat(), offsetMs: offsetArb }) },
@@ -206,7 +214,9 @@ describe('replicas converge whatever the delivery order, duplicates, delays and 
         scenarioArb.chain((s) =>
           fc.tuple(
             fc.constant(s),
-            fc.shuffledSubarray([...s.ids, 'not-a-replica']).map((priority) => ({ name: 'branch-priority' as const, priority })),
+            fc
+              .shuffledSubarray([...s.ids, 'not-a-replica'])
+              .map((priority) => ({ name: 'branch-priority' as const, priority })),
           ),
         ),
         ([scenario, strategy]) => checkConvergence(scenario, strategy),
