@@ -1,0 +1,217 @@
+/**
+ * Start and stop of one hub instance: migrations, engine, control channel, timers, HTTP server;
+ * graceful shutdown (stop accepting, finish in-flight appends, close sockets with 1012).
+ */
+import { randomBytes } from 'node:crypto';
+import { createTokenService } from './auth/jwt.js';
+import type { HubConfig } from './config.js';
+import { InFlight, type HubContext } from './context.js';
+import { ControlListener } from './control.js';
+import type { Connection } from './connection.js';
+import { Directory } from './directory.js';
+import { MemoryEngine } from './engine/memory.js';
+import type { Engine } from './engine/types.js';
+import { CLOSE } from './errors.js';
+import { Fanout } from './fanout.js';
+import { createServer, type HttpServer, type Readiness } from './http/server.js';
+import * as log from './log.js';
+import { createLogger, type Logger } from './logger.js';
+import { maintainAll } from './maintenance.js';
+import { createMetrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
+import { ConnectionRegistry } from './registry.js';
+import { SnapshotService } from './snapshot.js';
+import { createPool, HubStore, type ControlEvent } from './store/index.js';
+
+export interface HubApp {
+  readonly ctx: HubContext;
+  readonly port: number;
+  /** `http://host:port` or `https://…`. */
+  readonly url: string;
+  /** Graceful shutdown. */
+  stop(): Promise<void>;
+  /** Drops everything at once, as a crash would (tests). */
+  kill(): void;
+  /** Runs compaction, retention and gauges now, for every tenant (tests, admin). */
+  maintain(): ReturnType<typeof maintainAll>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+}
+
+async function createEngine(config: HubConfig, logger: Logger): Promise<Engine> {
+  if (!config.redisUrl) return new MemoryEngine(config.instanceId);
+  const { RedisEngine } = await import('./engine/redis.js');
+  return new RedisEngine({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    instanceId: config.instanceId,
+    probeIntervalMs: config.probeIntervalMs,
+    logger,
+  });
+}
+
+export async function startHub(config: HubConfig, options: StartOptions = {}): Promise<HubApp> {
+  const logger = options.logger ?? createLogger(config.logLevel, { instance: config.instanceId });
+  const metrics = createMetrics(config.instanceId);
+  const pool = createPool(config.databaseUrl, { max: config.databasePoolSize, applicationName: `hub-broker:${config.instanceId}` });
+  const cleanup: (() => unknown)[] = [() => pool.end().catch(() => undefined)];
+  try {
+    const store = new HubStore(pool, {
+      argon2: { memoryCost: config.argon2MemoryKib, timeCost: config.argon2TimeCost, parallelism: 1 },
+      source: `hub:${config.instanceId}`,
+    });
+    const report = await store.migrate();
+    if (report.applied.length > 0 || report.tenantsUpgraded > 0) logger.info(report, 'hub database migrated');
+
+    const engine = await createEngine(config, logger);
+    cleanup.push(() => engine.stop());
+    const registry = new ConnectionRegistry<Connection>();
+    const ctx: HubContext = {
+      config,
+      instanceId: config.instanceId,
+      logger,
+      metrics,
+      pool,
+      store,
+      engine,
+      directory: new Directory(store),
+      registry,
+      fanout: new Fanout(config.instanceId, engine, registry, logger),
+      limiter: new RateLimiter(engine, { tenant: config.tenantRate, branch: config.branchRate, auth: config.authRate }),
+      tokens: createTokenService(config.jwtKeys, config.tokenTtlSeconds),
+      snapshots: new SnapshotService(pool, {
+        concurrency: config.snapshotConcurrency,
+        chunkRows: config.snapshotChunkRows,
+        chunkBytes: Math.floor(config.maxFrameBytes / 2),
+        window: config.snapshotWindow,
+        ackTimeoutMs: 60_000,
+        maxQueued: 100,
+      }),
+      inflight: new InFlight(),
+      draining: false,
+    };
+    await engine.start((m) => ctx.fanout.receive(m));
+
+    const enforce = async (tenantId: string) => {
+      const view = await ctx.directory.reload(tenantId);
+      for (const conn of registry.ofTenant(tenantId)) conn.enforce(view);
+    };
+    const resync = async () => {
+      const tenants = new Set([...ctx.directory.cached(), ...registry.tenantIds()]);
+      for (const t of tenants) await enforce(t).catch((err: unknown) => logger.warn({ err, tenant: t }, 'status resync failed'));
+    };
+    const onControl = (e: ControlEvent) => {
+      if (e.kind === 'tenant' && e.op === 'deleted') ctx.directory.forget(e.tenant);
+      if (!ctx.directory.cached().includes(e.tenant) && [...registry.ofTenant(e.tenant)].length === 0) return;
+      enforce(e.tenant).catch((err: unknown) => logger.warn({ err, tenant: e.tenant }, 'applying a control event failed'));
+    };
+    const control = new ControlListener(config.databaseUrl, onControl, () => void resync(), logger);
+    await control.start();
+    cleanup.push(() => control.stop());
+
+    const timers: NodeJS.Timeout[] = [];
+    const every = (ms: number, fn: () => unknown) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      timers.push(t);
+    };
+    cleanup.push(() => timers.forEach(clearInterval));
+    // Heartbeat: a socket that did not answer the previous ping is dead.
+    every(config.heartbeatMs, () => {
+      for (const conn of registry.all()) {
+        if (!conn.alive) conn.terminate();
+        else conn.ping();
+      }
+    });
+    // A lost notification delays delivery by at most one poll of each tenant's log head.
+    let polling = false;
+    every(config.pollIntervalMs, async () => {
+      if (polling) return;
+      polling = true;
+      try {
+        for (const tenantId of registry.tenantIds()) {
+          const view = await ctx.directory.get(tenantId).catch(() => null);
+          if (!view) continue;
+          const h = await log.head(pool, view.schema).catch(() => null);
+          if (h === null) continue;
+          for (const conn of registry.ofTenant(tenantId)) conn.delivery.onHead(h);
+        }
+      } finally {
+        polling = false;
+      }
+    });
+    every(config.statusResyncMs, () => void resync());
+    let maintaining: Promise<unknown> = Promise.resolve();
+    const maintain = () => {
+      const run = maintaining.then(() => maintainAll(ctx));
+      maintaining = run.catch(() => undefined);
+      return run;
+    };
+    every(config.maintenanceIntervalMs, () => void maintain().catch((err: unknown) => logger.warn({ err }, 'maintenance failed')));
+
+    const readiness = async (): Promise<Readiness> => {
+      const checks: Readiness['checks'] = {};
+      try {
+        await pool.query('SELECT 1');
+        checks.postgres = { ok: true };
+      } catch (err) {
+        checks.postgres = { ok: false, detail: (err as Error).message };
+      }
+      checks.engine = await engine.health().catch((err: unknown) => ({ ok: false, detail: (err as Error).message }));
+      metrics.pubsubProbeOk.set(checks.engine.ok ? 1 : 0);
+      checks.control = { ok: control.connected, ...(control.connected ? {} : { detail: 'control channel not listening' }) };
+      checks.accepting = { ok: !ctx.draining, ...(ctx.draining ? { detail: 'shutting down' } : {}) };
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    };
+
+    const http: HttpServer = createServer(ctx, readiness);
+    const port = await http.listen();
+    cleanup.push(() => http.destroy());
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    const url = `${http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    logger.info({ url, engine: engine.kind, tls: http.tls }, 'hub listening');
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        ctx.draining = true;
+        await http.stopAccepting();
+        // Let appends already running commit and be acknowledged; new frames are ignored (agents resend them).
+        await withTimeout(ctx.inflight.idle(), config.shutdownTimeoutMs);
+        const conns = [...registry.all()];
+        const closed = conns.map((c) => c.whenClosed);
+        for (const c of conns) c.close(CLOSE.restart);
+        await withTimeout(Promise.all(closed), Math.min(config.shutdownTimeoutMs, 5000));
+        for (const c of registry.all()) c.terminate();
+        await Promise.all(conns.map((c) => c.flushCursor().catch(() => undefined)));
+        for (const fn of cleanup.reverse()) await fn();
+        logger.info('hub stopped');
+      })());
+    const kill = () => {
+      ctx.draining = true;
+      timers.forEach(clearInterval);
+      for (const c of [...registry.all()]) c.terminate();
+      http.destroy();
+      engine.kill();
+      void control.stop();
+      void pool.end().catch(() => undefined);
+    };
+    return { ctx, port, url, stop, kill, maintain };
+  } catch (err) {
+    for (const fn of cleanup.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((resolve) => (t = setTimeout(resolve, ms)))]);
+  if (t) clearTimeout(t);
+}
+
+/** A fresh instance id for tests and tools that start several instances in one process. */
+export function newInstanceId(prefix = 'hub'): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}

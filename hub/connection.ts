@@ -1,0 +1,528 @@
+/**
+ * One branch's WebSocket session, from hello to close. Per frame: validate, authorize (rate
+ * limits, routing), append, acknowledge, notify. Frames of a connection are handled one at a
+ * time, in order, so a branch's batches are appended in the order it sent them; a client that
+ * sends faster than that is read no faster (the socket is paused).
+ */
+import type { WebSocket } from 'ws';
+import {
+  decodeFrame,
+  parseAgentFrame,
+  PROTOCOL_VERSION,
+  type AgentToHub,
+  type Codec,
+  type ConflictReport,
+  type HubToAgent,
+  type LogEntry,
+  type SyncBatch,
+} from '../protocol/index.js';
+import { TokenError } from './auth/jwt.js';
+import type { HubContext } from './context.js';
+import { Delivery, type SharedDeliver } from './delivery.js';
+import { Directory, type TenantView } from './directory.js';
+import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, type CloseCode } from './errors.js';
+import * as log from './log.js';
+import { takeAll, type BucketState } from './rate-limit.js';
+import type { ConnectionInfo, RegisteredConnection } from './registry.js';
+import { admitBatch, conflictRecipient } from './routing.js';
+import { SnapshotSession } from './snapshot.js';
+
+export interface Session {
+  readonly tenantId: string;
+  readonly branchId: string;
+  /** Token expiry, seconds since the epoch. */
+  readonly exp: number;
+  readonly codec: Codec;
+  readonly remoteAddress: string;
+}
+
+/** Frames waiting to be handled before the socket stops being read. */
+const MAX_QUEUED_FRAMES = 32;
+
+export class Connection implements RegisteredConnection {
+  readonly tenantId: string;
+  readonly branchId: string;
+  readonly connectedAt = new Date();
+  readonly remoteAddress: string;
+  readonly delivery: Delivery;
+  gen = 0;
+  /** Cleared by each heartbeat, set by each pong. */
+  alive = true;
+  closed = false;
+  private readonly codec: Codec;
+  private exp: number;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private violations: BucketState | undefined;
+  private view: TenantView | null = null;
+  private snapshot: SnapshotSession | undefined;
+  private cursorWritten = 0;
+  private cursorWanted = 0;
+  private cursorWriting = false;
+  private framesSeq = 0;
+  private resolveClosed: () => void = () => undefined;
+  /** Resolves when the socket has closed (handshake done or dropped). */
+  readonly whenClosed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly ws: WebSocket,
+    session: Session,
+  ) {
+    this.tenantId = session.tenantId;
+    this.branchId = session.branchId;
+    this.remoteAddress = session.remoteAddress;
+    this.codec = session.codec;
+    this.exp = session.exp;
+    const c = ctx.config;
+    this.delivery = new Delivery(
+      {
+        branchId: this.branchId,
+        buffered: () => this.ws.bufferedAmount,
+        deliver: (entries, shared, at) => this.deliver(entries, shared, at),
+        snapshotRequired: (reason) => this.send({ type: 'snapshot.required', id: this.nextId('r'), reason }),
+        readPage: (from) => this.readPage(from),
+        moveCursor: (pos) => this.moveCursor(pos),
+        closeSlow: () => {
+          ctx.metrics.slowConsumers.inc({ action: 'closed' });
+          this.close(CLOSE.slowConsumer);
+        },
+        paused: () => ctx.metrics.slowConsumers.inc({ action: 'paused' }),
+        error: (err) => ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'reading the log failed; retrying'),
+      },
+      { pauseBytes: c.sendPauseBytes, closeBytes: c.sendCloseBytes, maxUnapplied: c.maxUnappliedEntries, retryMs: 1000 },
+    );
+  }
+
+  get codecName(): string {
+    return this.codec.name;
+  }
+
+  info(): ConnectionInfo {
+    return {
+      tenantId: this.tenantId,
+      branchId: this.branchId,
+      instanceId: this.ctx.instanceId,
+      connectedAt: this.connectedAt.toISOString(),
+      remoteAddress: this.remoteAddress,
+      codec: this.codec.name,
+      mode: this.delivery.mode,
+      scanned: this.delivery.scanned,
+      applied: this.delivery.applied,
+      delivered: this.delivery.deliveredUpto,
+      bufferedBytes: this.ws.bufferedAmount,
+    };
+  }
+
+  /** Claims the branch, says hello and starts delivery. Closes the socket when it cannot. */
+  async open(): Promise<void> {
+    const { ctx } = this;
+    this.ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    this.ws.on('pong', () => {
+      this.alive = true;
+    });
+    this.ws.on('close', (code) => this.onClose(code));
+    this.ws.on('error', (err) => this.onSocketError(err));
+    this.armExpiry();
+    try {
+      this.view = await ctx.directory.get(this.tenantId);
+      if (!Directory.allows(this.view, this.branchId)) {
+        this.close(CLOSE.suspended);
+        return;
+      }
+      const claim = await ctx.engine.claim(this.tenantId, this.branchId).catch((err: unknown) => {
+        // Without the registry this branch only gets entries at each poll of the log head.
+        ctx.logger.warn({ err }, 'could not claim the branch location');
+        return { gen: 0, previous: null };
+      });
+      this.gen = claim.gen;
+      if (this.closed) return;
+      const replaced = ctx.registry.add(this);
+      ctx.metrics.connectionsActive.inc({ tenant: this.tenantId });
+      if (replaced) replaced.close(CLOSE.replaced);
+      if (claim.previous && claim.previous.server !== ctx.instanceId) {
+        void ctx.fanout.kick(claim.previous.server, this.tenantId, this.branchId, claim.previous.gen);
+      }
+      const pos = await log.branchPosition(ctx.pool, this.view!.schema, this.branchId);
+      if (this.closed) return;
+      const bootstrap = pos.cursor < pos.prunedUpto;
+      this.cursorWritten = pos.cursor;
+      this.send({
+        type: 'hello',
+        id: this.nextId('h'),
+        protocol: PROTOCOL_VERSION,
+        server_id: ctx.instanceId,
+        tenant_id: this.tenantId,
+        branch_id: this.branchId,
+        heartbeat_ms: ctx.config.heartbeatMs,
+        limits: { max_frame_bytes: ctx.config.maxFrameBytes, max_changes_per_batch: ctx.config.maxChangesPerBatch },
+        cursor: pos.cursor,
+        log_head: pos.head,
+        bootstrap,
+        policy: { conflict_strategy: this.view!.conflictStrategy, branch_priority: [...this.view!.branchPriority] },
+        token_expires_at: new Date(this.exp * 1000).toISOString(),
+      });
+      this.delivery.start(pos.cursor, bootstrap);
+      void ctx.store.touchLastSeen(this.tenantId, this.branchId).catch(() => undefined);
+    } catch (err) {
+      ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'opening a connection failed');
+      this.close(CLOSE.restart);
+    }
+  }
+
+  /** Encodes and sends one frame; closes the socket when its buffer passed the cap. */
+  send(frame: HubToAgent): void {
+    if (this.closed) return;
+    this.write(this.codec.encode(frame), frame.type);
+  }
+
+  close(code: CloseCode): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.delivery.stop();
+    this.snapshot?.abort('connection closed');
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    try {
+      this.ws.close(code, CLOSE_REASON[code]);
+    } catch {
+      this.ws.terminate();
+    }
+    // A peer that never answers the close handshake is cut off.
+    setTimeout(() => this.ws.terminate(), 5000).unref();
+  }
+
+  /** Drops the socket without a close frame (dead peer, or a test's simulated crash). */
+  terminate(): void {
+    this.closed = true;
+    this.delivery.stop();
+    this.snapshot?.abort('connection terminated');
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.ws.terminate();
+  }
+
+  ping(): void {
+    if (this.closed) return;
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  /** Re-checks status after a control notification or resync. */
+  enforce(view: TenantView | null): void {
+    this.view = view ?? this.view;
+    if (!Directory.allows(view, this.branchId)) this.close(CLOSE.suspended);
+  }
+
+  /** Finishes the cursor write, for a graceful shutdown. */
+  async flushCursor(): Promise<void> {
+    await this.writeCursor();
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed || this.ctx.draining) return;
+    if (++this.queued >= MAX_QUEUED_FRAMES) this.ws.pause();
+    this.chain = this.chain
+      .then(() => this.ctx.inflight.run(() => this.handle(data, isBinary)))
+      .catch((err: unknown) => this.ctx.logger.error({ err }, 'frame handler failed'))
+      .finally(() => {
+        if (--this.queued < MAX_QUEUED_FRAMES / 2 && this.ws.isPaused) this.ws.resume();
+      });
+  }
+
+  private async handle(data: Buffer, _isBinary: boolean): Promise<void> {
+    if (this.closed) return;
+    const decoded = decodeFrame(this.codec, data, this.ctx.config.maxFrameBytes);
+    if (!decoded.ok) return this.fail(fromProtocolError(decoded.error), undefined);
+    const parsed = parseAgentFrame(decoded.value);
+    if (!parsed.ok) {
+      const raw = decoded.value as { id?: unknown } | null;
+      const id = raw && typeof raw === 'object' && typeof raw.id === 'string' && raw.id.length <= 64 && raw.id !== '' ? raw.id : undefined;
+      return this.fail(fromProtocolError(parsed.error), id);
+    }
+    const frame = parsed.value;
+    this.ctx.metrics.framesIn.inc({ type: frame.type });
+    try {
+      await this.dispatch(frame);
+    } catch (err) {
+      if (err instanceof HubError) return this.fail(err, frame.id);
+      this.ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId, type: frame.type }, 'frame failed');
+      this.fail(new HubError('internal', 'internal error; retry later'), frame.id);
+    }
+  }
+
+  private async dispatch(frame: AgentToHub): Promise<void> {
+    switch (frame.type) {
+      case 'sync.batch':
+        return this.onBatch(frame);
+      case 'sync.applied':
+        this.delivery.onApplied(frame.offset);
+        return;
+      case 'conflict.report':
+        return this.onConflict(frame);
+      case 'snapshot.request':
+        return this.onSnapshotRequest();
+      case 'snapshot.ack':
+        this.snapshot?.ack(frame.snapshot_id, frame.seq);
+        return;
+      case 'auth.refresh':
+        return this.onRefresh(frame.token);
+      case 'error':
+        this.ctx.logger.info({ tenant: this.tenantId, branch: this.branchId, code: frame.code, message: frame.message }, 'agent reported an error');
+        return;
+    }
+  }
+
+  /** The tenant as currently known; closes the socket (4003) when the branch may no longer sync. */
+  private async currentView(): Promise<TenantView | null> {
+    const view = await this.ctx.directory.get(this.tenantId);
+    this.view = view ?? this.view;
+    if (!Directory.allows(view, this.branchId)) {
+      this.close(CLOSE.suspended);
+      return null;
+    }
+    return view;
+  }
+
+  private async rateLimit(view: TenantView): Promise<boolean> {
+    const r = await this.ctx.limiter.frame(this.tenantId, this.branchId, view.rate);
+    if (r.allowed) return true;
+    this.ctx.metrics.rateLimited.inc({ scope: r.scope ?? 'branch' });
+    throw new HubError('rate_limited', `${r.scope ?? 'branch'} rate limit exceeded; retry in ${r.retryAfterMs} ms`);
+  }
+
+  private async onBatch(batch: SyncBatch): Promise<void> {
+    const { ctx } = this;
+    const view = await this.currentView();
+    if (!view) return;
+    await this.rateLimit(view);
+    const admission = admitBatch(this, batch, view, ctx.config.maxChangesPerBatch);
+    if (!admission.ok) {
+      await this.refused(admission.reason, batch);
+      throw admission.error;
+    }
+    const started = performance.now();
+    const result = await log.append(ctx.pool, this.tenantId, view.schema, this.branchId, batch.changes, admission.target);
+    ctx.metrics.appendSeconds.observe((performance.now() - started) / 1000);
+    if (result.added.length > 0) ctx.metrics.changesIn.inc({ tenant: this.tenantId }, result.added.length);
+    if (result.duplicates > 0) ctx.metrics.duplicates.inc({ tenant: this.tenantId }, result.duplicates);
+    this.send({ type: 'sync.ack', id: this.nextId('a'), batch_id: batch.batch_id, offsets: result.offsets });
+    if (result.added.length === 0) return;
+    await ctx.fanout.publish({
+      kind: 'entries',
+      tenant: this.tenantId,
+      first: (result.added[0] as LogEntry)[0],
+      last: (result.added[result.added.length - 1] as LogEntry)[0],
+      origin: this.branchId,
+      target: admission.target,
+      at: Date.now(),
+      entries: result.added,
+    });
+  }
+
+  /** Counts and audits a refused batch; a `to` naming another tenant's branch is recorded as such. */
+  private async refused(reason: string, batch: SyncBatch): Promise<void> {
+    const { ctx } = this;
+    let label = reason;
+    if (reason === 'batch_too_large') ctx.metrics.limitViolations.inc({ limit: 'changes_per_batch' });
+    if (reason === 'unknown_target' && batch.to !== undefined) {
+      const elsewhere = await ctx.directory.branchExistsElsewhere(batch.to, this.tenantId).catch(() => false);
+      if (elsewhere) label = 'cross_tenant';
+    }
+    ctx.metrics.routingRefusals.inc({ reason: label });
+    if (reason === 'unknown_target' || reason === 'self_target' || reason === 'forged_origin') {
+      await ctx.store
+        .audit({
+          tenantId: this.tenantId,
+          branchId: this.branchId,
+          event: 'route.refused',
+          source: this.remoteAddress,
+          detail: { reason: label, to: batch.to ?? null, batch_id: batch.batch_id },
+        })
+        .catch((err: unknown) => ctx.logger.warn({ err }, 'audit write failed'));
+    }
+  }
+
+  private async onConflict(frame: ConflictReport): Promise<void> {
+    const { ctx } = this;
+    const view = await this.currentView();
+    if (!view) return;
+    await this.rateLimit(view);
+    const c = frame.conflict;
+    ctx.metrics.conflicts.inc({ tenant: this.tenantId, table: ctx.metrics.tableLabel(c.table), kind: c.kind ?? 'concurrent' });
+    await ctx.store.audit({
+      tenantId: this.tenantId,
+      branchId: this.branchId,
+      event: 'conflict.reported',
+      source: this.branchId,
+      detail: { conflict: c },
+    });
+    const to = conflictRecipient(this.branchId, c.loser.origin, view);
+    if (to) {
+      await ctx.fanout.sendConflict(this.tenantId, to, {
+        type: 'conflict.notify',
+        id: this.nextId('c'),
+        reported_by: this.branchId,
+        conflict: c,
+      });
+    }
+  }
+
+  private async onSnapshotRequest(): Promise<void> {
+    const view = await this.currentView();
+    if (!view) return;
+    if (this.snapshot) throw new HubError('snapshot_unavailable', 'a snapshot is already in progress');
+    const session = new SnapshotSession();
+    this.snapshot = session;
+    this.delivery.beginSnapshot();
+    const peer = {
+      tenantId: this.tenantId,
+      schema: view.schema,
+      send: (f: HubToAgent) => this.send(f),
+      isClosed: () => this.closed,
+    };
+    // Served in the background: acks arrive as frames, which must keep being handled meanwhile.
+    void this.ctx.snapshots.serve(peer, session).then(
+      (outcome) => {
+        this.snapshot = undefined;
+        this.ctx.metrics.snapshots.inc({ result: 'done' });
+        this.delivery.endSnapshot(outcome.offset);
+      },
+      (err: unknown) => {
+        this.snapshot = undefined;
+        this.ctx.metrics.snapshots.inc({ result: 'failed' });
+        if (this.closed) return;
+        const e = err instanceof HubError ? err : new HubError('snapshot_unavailable', 'snapshot failed; retry later');
+        if (!(err instanceof HubError)) this.ctx.logger.error({ err }, 'snapshot failed');
+        this.fail(e, undefined);
+        this.delivery.abortSnapshot();
+      },
+    );
+  }
+
+  private async onRefresh(token: string): Promise<void> {
+    let claims;
+    try {
+      claims = await this.ctx.tokens.verify(token);
+    } catch (err) {
+      this.ctx.metrics.authFailures.inc({ reason: err instanceof TokenError ? err.reason : 'token_invalid' });
+      throw new HubError('token_invalid', 'auth.refresh: token invalid or expired');
+    }
+    if (claims.tenantId !== this.tenantId || claims.branchId !== this.branchId) {
+      this.ctx.metrics.authFailures.inc({ reason: 'token_other_branch' });
+      throw new HubError('token_invalid', 'auth.refresh: token is for another branch');
+    }
+    if (claims.exp > this.exp) {
+      this.exp = claims.exp;
+      this.armExpiry();
+    }
+    this.send({ type: 'auth.refreshed', id: this.nextId('t'), expires_at: new Date(this.exp * 1000).toISOString() });
+  }
+
+  // ------------------------------------------------------------------ errors and closing
+
+  private fail(err: HubError, ref: string | undefined): void {
+    const { ctx } = this;
+    ctx.metrics.protocolErrors.inc({ code: err.code });
+    this.send({ type: 'error', id: this.nextId('e'), code: err.code, message: err.message.slice(0, 1024), ...(ref ? { ref } : {}) });
+    if (!err.violation) return;
+    const { result, states } = takeAll([this.violations], [{ perSecond: 1, burst: ctx.config.maxViolations }], Date.now());
+    this.violations = states[0];
+    if (!result.allowed) this.close(CLOSE.violations);
+  }
+
+  private onSocketError(err: Error & { code?: string }): void {
+    // ws closes the socket itself (1009 for an oversized frame); count what happened.
+    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.ctx.metrics.limitViolations.inc({ limit: 'frame_size' });
+    this.ctx.logger.debug({ err: err.message, tenant: this.tenantId, branch: this.branchId }, 'socket error');
+  }
+
+  private onClose(code: number): void {
+    const { ctx } = this;
+    const wasRegistered = ctx.registry.remove(this);
+    this.closed = true;
+    this.delivery.stop();
+    this.snapshot?.abort('connection closed');
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    ctx.metrics.connectionsClosed.inc({ code: String(code) });
+    if (wasRegistered) {
+      ctx.metrics.connectionsActive.dec({ tenant: this.tenantId });
+      void ctx.engine.release(this.tenantId, this.branchId, this.gen).catch(() => undefined);
+      void ctx.store.touchLastSeen(this.tenantId, this.branchId).catch(() => undefined);
+    }
+    void this.writeCursor();
+    this.resolveClosed();
+  }
+
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const ms = this.exp * 1000 - Date.now();
+    this.expiryTimer = setTimeout(() => this.close(CLOSE.tokenExpired), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    this.expiryTimer.unref();
+  }
+
+  // ------------------------------------------------------------------ outbound
+
+  private write(data: string | Buffer, type: string): void {
+    this.ws.send(data, { binary: this.codec.binary });
+    this.ctx.metrics.framesOut.inc({ type });
+    if (this.ws.bufferedAmount > this.ctx.config.sendCloseBytes) {
+      this.ctx.metrics.slowConsumers.inc({ action: 'closed' });
+      this.close(CLOSE.slowConsumer);
+    }
+  }
+
+  private deliver(entries: readonly LogEntry[], shared: SharedDeliver | null, at: readonly number[] | number): void {
+    if (this.closed) return;
+    const { metrics } = this.ctx;
+    const first = (entries[0] as LogEntry)[0];
+    let data = shared?.encoded.get(this.codec.name);
+    if (data === undefined) {
+      data = this.codec.encode({ type: 'sync.deliver', id: `d-${first}`, entries: entries as LogEntry[] });
+      shared?.encoded.set(this.codec.name, data);
+    }
+    this.write(data, 'sync.deliver');
+    metrics.changesOut.inc({ tenant: this.tenantId }, entries.length);
+    const now = Date.now();
+    if (typeof at === 'number') {
+      metrics.deliverySeconds.observe({ path: 'live' }, Math.max(0, now - at) / 1000);
+    } else {
+      for (const t of at) metrics.deliverySeconds.observe({ path: 'log' }, Math.max(0, now - t) / 1000);
+    }
+  }
+
+  private readPage(from: number) {
+    const { config } = this.ctx;
+    const schema = this.view?.schema;
+    if (!schema) return Promise.reject(new Error('tenant unknown'));
+    return log.readPage(this.ctx.pool, schema, this.branchId, from, config.deliveryPageEntries, Math.floor(config.maxFrameBytes * 0.9));
+  }
+
+  /** Cursor writes are coalesced: at most one in flight per connection, always the latest value. */
+  private moveCursor(pos: number): void {
+    if (pos <= this.cursorWanted) return;
+    this.cursorWanted = pos;
+    void this.writeCursor();
+  }
+
+  private async writeCursor(): Promise<void> {
+    if (this.cursorWriting || this.cursorWanted <= this.cursorWritten || !this.view) return;
+    this.cursorWriting = true;
+    try {
+      while (this.cursorWanted > this.cursorWritten) {
+        const pos = this.cursorWanted;
+        await log.setCursor(this.ctx.pool, this.view.schema, this.branchId, pos);
+        this.cursorWritten = pos;
+      }
+    } catch (err) {
+      this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
+    } finally {
+      this.cursorWriting = false;
+    }
+  }
+
+  private nextId(prefix: string): string {
+    return `${prefix}-${++this.framesSeq}`;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Everything one hub instance shares between its parts, built once by `app.ts`. HTTP modules
+ * (the admin API in `http/admin.ts`) receive this object.
+ */
+import type pg from 'pg';
+import type { TokenService } from './auth/jwt.js';
+import type { HubConfig } from './config.js';
+import type { Connection } from './connection.js';
+import type { Directory } from './directory.js';
+import type { Engine } from './engine/types.js';
+import type { Fanout } from './fanout.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { ConnectionRegistry } from './registry.js';
+import type { SnapshotService } from './snapshot.js';
+import type { HubStore } from './store/index.js';
+
+/** Counts work that a graceful shutdown must let finish (appends and their acks). */
+export class InFlight {
+  private n = 0;
+  private waiters: (() => void)[] = [];
+
+  get count(): number {
+    return this.n;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    this.n++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.n === 0) for (const w of this.waiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when nothing is in flight. */
+  idle(): Promise<void> {
+    return this.n === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+export interface HubContext {
+  readonly config: HubConfig;
+  readonly instanceId: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly pool: pg.Pool;
+  readonly store: HubStore;
+  readonly engine: Engine;
+  readonly directory: Directory;
+  readonly registry: ConnectionRegistry<Connection>;
+  readonly fanout: Fanout;
+  readonly limiter: RateLimiter;
+  readonly tokens: TokenService;
+  readonly snapshots: SnapshotService;
+  readonly inflight: InFlight;
+  /** Set when a graceful shutdown began: no new connections, no new frames. */
+  draining: boolean;
+}

@@ -1,0 +1,81 @@
+/**
+ * What this instance knows of tenants and their branches: status, limits, policy. Loaded per
+ * tenant on first use and kept fresh by control notifications and a periodic resync, so the
+ * connect path and per-frame routing never query the database for it.
+ */
+import type { Rate } from './config.js';
+import type { HubStore, Tenant } from './store/index.js';
+
+export interface TenantView {
+  readonly id: string;
+  readonly active: boolean;
+  readonly schema: string;
+  readonly rate: Rate | null;
+  readonly conflictStrategy: Tenant['conflictStrategy'];
+  readonly branchPriority: readonly string[];
+  /** Every branch of the tenant and whether it is active. */
+  readonly branches: ReadonlyMap<string, { readonly active: boolean }>;
+}
+
+export class Directory {
+  private readonly tenants = new Map<string, Promise<TenantView | null>>();
+
+  constructor(private readonly store: HubStore) {}
+
+  /** The tenant as last loaded (from cache when present). */
+  get(tenantId: string): Promise<TenantView | null> {
+    let p = this.tenants.get(tenantId);
+    if (!p) {
+      p = this.load(tenantId);
+      this.tenants.set(tenantId, p);
+      // A failed load is not cached, so the next caller tries again.
+      p.catch(() => this.tenants.get(tenantId) === p && this.tenants.delete(tenantId));
+    }
+    return p;
+  }
+
+  /** Loads the tenant again; returns the fresh view. */
+  reload(tenantId: string): Promise<TenantView | null> {
+    const p = this.load(tenantId);
+    this.tenants.set(tenantId, p);
+    p.catch(() => this.tenants.get(tenantId) === p && this.tenants.delete(tenantId));
+    return p;
+  }
+
+  forget(tenantId: string): void {
+    this.tenants.delete(tenantId);
+  }
+
+  cached(): string[] {
+    return [...this.tenants.keys()];
+  }
+
+  /** Whether a branch of this id exists in another tenant (to tell cross-tenant sends apart in the audit log). */
+  async branchExistsElsewhere(branchId: string, tenantId: string): Promise<boolean> {
+    const { rowCount } = await this.store.pool.query('SELECT 1 FROM hub.branches WHERE id = $1 AND tenant_id <> $2 LIMIT 1', [
+      branchId,
+      tenantId,
+    ]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Whether a branch may be connected right now. */
+  static allows(view: TenantView | null, branchId: string): boolean {
+    return view !== null && view.active && view.branches.get(branchId)?.active === true;
+  }
+
+  private async load(tenantId: string): Promise<TenantView | null> {
+    const tenant = await this.store.getTenant(tenantId);
+    if (!tenant) return null;
+    const branches = await this.store.listBranches(tenantId);
+    return {
+      id: tenant.id,
+      active: tenant.status === 'active',
+      schema: tenant.schemaName,
+      rate: tenant.rateLimit ? { perSecond: tenant.rateLimit.messagesPerSecond, burst: tenant.rateLimit.burst } : null,
+      conflictStrategy: tenant.conflictStrategy,
+      branchPriority: tenant.branchPriority,
+      branches: new Map(branches.map((b) => [b.id, { active: b.status === 'active' }])),
+    };
+  }
+}

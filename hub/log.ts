@@ -1,0 +1,302 @@
+/**
+ * The tenant log in PostgreSQL: append (the hot path), read pages for a branch, cursors, head
+ * and lag. Every function takes the tenant's schema name, which callers take from the verified
+ * JWT's tenant, so a query can only ever touch the caller's tenant.
+ */
+import type pg from 'pg';
+import type { Change, LogEntry } from '../protocol/index.js';
+import { quoteIdent, type Queryable } from './store/index.js';
+
+export interface AppendResult {
+  /** Offset of each change of the batch, in batch order (the original offset for a resent change). */
+  readonly offsets: number[];
+  /** Entries this append added, in offset order (empty when everything was a duplicate). */
+  readonly added: LogEntry[];
+  readonly duplicates: number;
+}
+
+/** Same key as the store's advisory locks: a stable 64-bit hash computed by PostgreSQL. */
+const LOCK_SQL = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))';
+
+export function appendLockKey(tenantId: string): string {
+  return `hub-broker:log:${tenantId}`;
+}
+
+/**
+ * Appends a batch in one transaction under the tenant's advisory lock. Holding the lock while
+ * taking offsets makes them commit in order, so a reader that sees offset n sees every offset
+ * below n. Idempotent on (origin, seq): a change already stored keeps its offset and is not
+ * stored again. Every change's origin must be `origin` (checked by the caller).
+ */
+export async function append(
+  pool: pg.Pool,
+  tenantId: string,
+  schema: string,
+  origin: string,
+  changes: readonly Change[],
+  target: string | null,
+): Promise<AppendResult> {
+  const s = quoteIdent(schema);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query(LOCK_SQL, [appendLockKey(tenantId)]);
+      const seqs = changes.map((c) => c.seq);
+      const existing = await client.query<{ origin_seq: string; pos: string }>(
+        `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
+        [origin, seqs],
+      );
+      const offsetOf = new Map<number, number>(existing.rows.map((r) => [Number(r.origin_seq), Number(r.pos)]));
+      const duplicates = changes.filter((c) => offsetOf.has(c.seq)).length;
+      // New changes, first occurrence of each seq (a batch repeating a seq stores it once).
+      const fresh: Change[] = [];
+      const inBatch = new Set<number>();
+      for (const c of changes) {
+        if (offsetOf.has(c.seq) || inBatch.has(c.seq)) continue;
+        inBatch.add(c.seq);
+        fresh.push(c);
+      }
+      const added: LogEntry[] = [];
+      if (fresh.length > 0) {
+        const { rows } = await client.query<{ last: string }>(
+          `SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last`,
+          [fresh.length],
+        );
+        const first = Number(rows[0]?.last) - fresh.length + 1;
+        await client.query(
+          `INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
+           SELECT $1::bigint + x.i - 1, $2, (x.e->>'seq')::bigint, $3, x.e
+             FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)`,
+          [first, origin, target, JSON.stringify(fresh)],
+        );
+        fresh.forEach((c, i) => {
+          offsetOf.set(c.seq, first + i);
+          added.push([first + i, c]);
+        });
+      }
+      await client.query('COMMIT');
+      return { offsets: changes.map((c) => offsetOf.get(c.seq) as number), added, duplicates };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    client.release();
+  }
+}
+
+// ---------------------------------------------------------------- reading
+
+/** One row read for a branch, before it is cut into a page. */
+export interface ReadRow {
+  readonly pos: number;
+  readonly change: Change;
+  /** Size of the change's JSON text, for page byte limits. */
+  readonly bytes: number;
+  /** Append time, ms since the epoch. */
+  readonly at: number;
+}
+
+export type Page =
+  | {
+      readonly kind: 'entries';
+      /** Entries for this branch (its own and other targets' entries left out), in offset order. */
+      readonly rows: readonly ReadRow[];
+      /** Highest offset considered: the next page starts after it. */
+      readonly scanned: number;
+      readonly head: number;
+      /** Whether the page reached the head (nothing more to read right now). */
+      readonly atHead: boolean;
+    }
+  /** `from` is below what retention kept: the branch must bootstrap. */
+  | { readonly kind: 'behind'; readonly prunedUpto: number; readonly head: number };
+
+/**
+ * Where to cut rows read for a page so that no source transaction is split. Pure.
+ * A row ends its transaction if it says so (`tx_end`) or the next row of the same origin in
+ * `rows` belongs to another transaction. `full` tells whether more rows follow in the log.
+ * Returns how many rows to keep, or `extend` when the first transaction alone fills the page.
+ */
+export function cutPage(rows: readonly ReadRow[], full: boolean, maxBytes: number): { keep: number } | { extend: true } {
+  let n = 0;
+  let bytes = 0;
+  while (n < rows.length) {
+    bytes += (rows[n] as ReadRow).bytes + 24;
+    if (n > 0 && bytes > maxBytes) break;
+    n++;
+  }
+  if (n === rows.length && !full) return { keep: n };
+  for (let k = n; k >= 1; k--) {
+    if (endsTransaction(rows, k - 1)) return { keep: k };
+  }
+  return { extend: true };
+}
+
+function endsTransaction(rows: readonly ReadRow[], i: number): boolean {
+  const row = rows[i] as ReadRow;
+  if (row.change.tx_end === true) return true;
+  for (let j = i + 1; j < rows.length; j++) {
+    const next = rows[j] as ReadRow;
+    if (next.change.origin === row.change.origin) return next.change.tx !== row.change.tx;
+  }
+  return false;
+}
+
+interface PageQueryRow {
+  pruned_upto: string;
+  head: string;
+  rows: [number, Change, number, number][];
+}
+
+function forBranch(alias = ''): string {
+  const p = alias ? `${alias}.` : '';
+  return `${p}origin <> $2 AND (${p}target IS NULL OR ${p}target = $2)`;
+}
+
+/**
+ * Reads the next page for `branch` after offset `from`: entries of other origins, broadcast
+ * or targeted at it, at most `limit` rows and about `maxBytes`, whole source transactions.
+ * Head and rows come from one statement (one snapshot), so `scanned` never skips an offset
+ * that commits later.
+ */
+export async function readPage(
+  q: Queryable,
+  schema: string,
+  branch: string,
+  from: number,
+  limit: number,
+  maxBytes: number,
+): Promise<Page> {
+  const s = quoteIdent(schema);
+  const { rows } = await q.query<PageQueryRow>(
+    `SELECT m.pruned_upto, greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head,
+            coalesce((SELECT json_agg(json_build_array(l.pos, l.change, octet_length(l.change::text),
+                                      floor(extract(epoch FROM l.appended_at) * 1000)) ORDER BY l.pos)
+                        FROM (SELECT pos, change, appended_at FROM ${s}.log
+                               WHERE pos > $1 AND ${forBranch()} ORDER BY pos LIMIT $3) l), '[]') AS rows
+       FROM ${s}.meta m`,
+    [from, branch, limit],
+  );
+  const r = rows[0] as PageQueryRow;
+  const head = Number(r.head);
+  const prunedUpto = Number(r.pruned_upto);
+  if (from < prunedUpto) return { kind: 'behind', prunedUpto, head };
+  const read = r.rows.map(([pos, change, bytes, at]) => ({ pos, change, bytes, at }));
+  const full = read.length >= limit;
+  const cut = cutPage(read, full, maxBytes);
+  if ('keep' in cut) {
+    const kept = read.slice(0, cut.keep);
+    const atHead = cut.keep === read.length && !full;
+    const scanned = atHead ? Math.max(head, from) : (kept[kept.length - 1] as ReadRow).pos;
+    return { kind: 'entries', rows: kept, scanned, head, atHead };
+  }
+  // The first transaction is bigger than a page: deliver it whole, with whatever lies between.
+  const firstRow = read[0] as ReadRow;
+  const ext = await q.query<{ pos: string; change: Change; bytes: number; at: string }>(
+    `SELECT pos, change, octet_length(change::text) AS bytes, floor(extract(epoch FROM appended_at) * 1000) AS at
+       FROM ${s}.log
+      WHERE pos > $1 AND ${forBranch()}
+        AND pos <= (SELECT max(pos) FROM ${s}.log WHERE origin = $3 AND change->>'tx' = $4 AND pos > $1)
+      ORDER BY pos`,
+    [from, branch, firstRow.change.origin, firstRow.change.tx],
+  );
+  const whole = ext.rows.map((x) => ({ pos: Number(x.pos), change: x.change, bytes: x.bytes, at: Number(x.at) }));
+  const scanned = (whole[whole.length - 1] ?? firstRow).pos;
+  return { kind: 'entries', rows: whole, scanned, head, atHead: scanned >= head };
+}
+
+// ---------------------------------------------------------------- cursors, head, lag
+
+export interface BranchPosition {
+  /** Highest offset the branch applied. */
+  readonly cursor: number;
+  readonly head: number;
+  readonly prunedUpto: number;
+  readonly compactedUpto: number;
+}
+
+export async function branchPosition(q: Queryable, schema: string, branch: string): Promise<BranchPosition> {
+  const s = quoteIdent(schema);
+  const { rows } = await q.query<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string }>(
+    `SELECT coalesce((SELECT pos FROM ${s}.cursors WHERE branch_id = $1), 0) AS cursor,
+            greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head,
+            m.pruned_upto, m.compacted_upto
+       FROM ${s}.meta m`,
+    [branch],
+  );
+  const r = rows[0];
+  return {
+    cursor: Number(r?.cursor ?? 0),
+    head: Number(r?.head ?? 0),
+    prunedUpto: Number(r?.pruned_upto ?? 0),
+    compactedUpto: Number(r?.compacted_upto ?? 0),
+  };
+}
+
+/** Highest offset in the log (or the pruned offset when retention emptied it). */
+export async function head(q: Queryable, schema: string): Promise<number> {
+  const s = quoteIdent(schema);
+  const { rows } = await q.query<{ head: string }>(
+    `SELECT greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head FROM ${s}.meta m`,
+  );
+  return Number(rows[0]?.head ?? 0);
+}
+
+/** Moves the branch's cursor forward (never back). Returns whether it moved. */
+export async function setCursor(q: Queryable, schema: string, branch: string, pos: number): Promise<boolean> {
+  const { rowCount } = await q.query(
+    `UPDATE ${quoteIdent(schema)}.cursors SET pos = $2, updated_at = now() WHERE branch_id = $1 AND pos < $2`,
+    [branch, pos],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export interface CursorInfo {
+  readonly branchId: string;
+  readonly cursor: number;
+  /** Head minus cursor. */
+  readonly lag: number;
+  readonly updatedAt: Date;
+}
+
+/** Every branch's cursor and lag, with the log's head and retention progress (admin API, metrics). */
+export async function cursors(
+  q: Queryable,
+  schema: string,
+): Promise<{ head: number; prunedUpto: number; compactedUpto: number; branches: CursorInfo[] }> {
+  const s = quoteIdent(schema);
+  const meta = await q.query<{ head: string; pruned_upto: string; compacted_upto: string }>(
+    `SELECT greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head, m.pruned_upto, m.compacted_upto
+       FROM ${s}.meta m`,
+  );
+  const m = meta.rows[0];
+  const headPos = Number(m?.head ?? 0);
+  const { rows } = await q.query<{ branch_id: string; pos: string; updated_at: Date }>(
+    `SELECT branch_id, pos, updated_at FROM ${s}.cursors ORDER BY branch_id`,
+  );
+  return {
+    head: headPos,
+    prunedUpto: Number(m?.pruned_upto ?? 0),
+    compactedUpto: Number(m?.compacted_upto ?? 0),
+    branches: rows.map((r) => ({
+      branchId: r.branch_id,
+      cursor: Number(r.pos),
+      lag: Math.max(0, headPos - Number(r.pos)),
+      updatedAt: r.updated_at,
+    })),
+  };
+}
+
+/** One branch's cursor and lag; null when the branch has no cursor (unknown). */
+export async function branchLag(q: Queryable, schema: string, branch: string): Promise<CursorInfo | null> {
+  const s = quoteIdent(schema);
+  const { rows } = await q.query<{ pos: string; updated_at: Date; head: string }>(
+    `SELECT c.pos, c.updated_at, greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head
+       FROM ${s}.cursors c, ${s}.meta m WHERE c.branch_id = $1`,
+    [branch],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return { branchId: branch, cursor: Number(r.pos), lag: Math.max(0, Number(r.head) - Number(r.pos)), updatedAt: r.updated_at };
+}

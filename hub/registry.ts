@@ -1,0 +1,82 @@
+/**
+ * The live connections of this instance, by tenant and branch. At most one connection per
+ * branch: a newer one replaces the older (which is closed with 4009).
+ */
+import type { DeliveryMode } from './delivery.js';
+
+/** What the registry (and the admin API) needs of a connection. */
+export interface RegisteredConnection {
+  readonly tenantId: string;
+  readonly branchId: string;
+  readonly gen: number;
+  readonly connectedAt: Date;
+  readonly remoteAddress: string;
+  readonly codecName: string;
+  info(): ConnectionInfo;
+}
+
+export interface ConnectionInfo {
+  readonly tenantId: string;
+  readonly branchId: string;
+  readonly instanceId: string;
+  readonly connectedAt: string;
+  readonly remoteAddress: string;
+  readonly codec: string;
+  readonly mode: DeliveryMode;
+  /** Highest log offset considered for the branch / applied by it / delivered to it. */
+  readonly scanned: number;
+  readonly applied: number;
+  readonly delivered: number;
+  readonly bufferedBytes: number;
+}
+
+export class ConnectionRegistry<C extends RegisteredConnection = RegisteredConnection> {
+  private readonly tenants = new Map<string, Map<string, C>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Adds `conn`; returns the connection of the same branch it replaces, if any. */
+  add(conn: C): C | undefined {
+    let branches = this.tenants.get(conn.tenantId);
+    if (!branches) this.tenants.set(conn.tenantId, (branches = new Map()));
+    const previous = branches.get(conn.branchId);
+    branches.set(conn.branchId, conn);
+    if (!previous) this.count++;
+    return previous;
+  }
+
+  /** Removes `conn` if it is still the branch's registered connection. */
+  remove(conn: C): boolean {
+    const branches = this.tenants.get(conn.tenantId);
+    if (branches?.get(conn.branchId) !== conn) return false;
+    branches.delete(conn.branchId);
+    if (branches.size === 0) this.tenants.delete(conn.tenantId);
+    this.count--;
+    return true;
+  }
+
+  get(tenantId: string, branchId: string): C | undefined {
+    return this.tenants.get(tenantId)?.get(branchId);
+  }
+
+  ofTenant(tenantId: string): Iterable<C> {
+    return this.tenants.get(tenantId)?.values() ?? [];
+  }
+
+  tenantIds(): string[] {
+    return [...this.tenants.keys()];
+  }
+
+  *all(): Iterable<C> {
+    for (const branches of this.tenants.values()) yield* branches.values();
+  }
+
+  /** Snapshot of every live connection, optionally of one tenant (admin API). */
+  list(tenantId?: string): ConnectionInfo[] {
+    const conns = tenantId === undefined ? [...this.all()] : [...this.ofTenant(tenantId)];
+    return conns.map((c) => c.info());
+  }
+}
