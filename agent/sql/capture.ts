@@ -1,0 +1,121 @@
+/**
+ * Generates the capture function and triggers of one synced table. The function is written for
+ * its table (columns, key and branch id are literals), so a captured row costs no catalog
+ * lookups: one jsonb build for the key, one for the row, and one SQL statement that bumps the
+ * row's version and appends to the outbox.
+ */
+import { createHash } from 'node:crypto';
+import type { TableInfo } from '../catalog.js';
+import { quoteIdent, quoteLiteral, quoteTable } from './ident.js';
+import { PINNED } from './types.js';
+
+export const CAPTURE_TRIGGER = 'hubsync_capture';
+export const TRUNCATE_TRIGGER = 'hubsync_no_truncate';
+
+/** Name of the capture function of a table: readable, unique, within 63 bytes. */
+export function captureFunctionName(table: string): string {
+  const readable = table.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 40);
+  const hash = createHash('sha256').update(table).digest('hex').slice(0, 10);
+  return `capture_${readable}_${hash}`;
+}
+
+// jsonb_build_object takes at most 100 arguments (50 pairs); wider tables concatenate pieces.
+function jsonbOf(record: 'NEW' | 'OLD', columns: readonly string[]): string {
+  const pieces: string[] = [];
+  for (let i = 0; i < columns.length; i += 50) {
+    const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::text`);
+    pieces.push(`jsonb_build_object(${pairs.join(', ')})`);
+  }
+  return pieces.join(' || ');
+}
+
+/** Now as an HLC: `wall_ms << 16`, never below the floor raised by remote timestamps. */
+const NOW_HLC = `greatest((floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint << 16, (SELECT m.clock_floor FROM hubsync.meta m))`;
+
+function recordChange(tbl: string, branch: string, op: 'insert' | 'update' | 'delete'): string {
+  const b = quoteLiteral(branch);
+  return `
+    WITH v AS (
+      INSERT INTO hubsync.row_version AS rv (tbl, pk, vv, hlc, origin, deleted)
+      VALUES (${tbl}, k, jsonb_build_object(${b}, 1), ${NOW_HLC}, ${b}, ${op === 'delete'})
+      ON CONFLICT (tbl, pk) DO UPDATE
+        SET vv = rv.vv || jsonb_build_object(${b}, coalesce((rv.vv ->> ${b})::bigint, 0) + 1),
+            hlc = greatest(excluded.hlc, rv.hlc + 1),
+            origin = excluded.origin,
+            deleted = excluded.deleted
+      RETURNING rv.vv, rv.hlc
+    )
+    INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
+    SELECT pg_current_xact_id(), ${tbl}, '${op}', k, ${op === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v;`;
+}
+
+export interface CaptureSql {
+  readonly functionName: string;
+  /** Creates or replaces the function and its triggers. */
+  readonly install: string;
+}
+
+/**
+ * The capture function and triggers of `t`, stamping changes with `branch` as origin.
+ * Settings the text form depends on are pinned in the function's SET clause (only those the
+ * table's types need: each costs about a microsecond and a half per row).
+ */
+export function captureSql(t: TableInfo, branch: string): CaptureSql {
+  const fn = `hubsync.${quoteIdent(captureFunctionName(t.name))}`;
+  const tbl = quoteLiteral(t.name);
+  const names = t.columns.map((c) => c.name);
+  const pins = t.pins.map((p) => `\n  SET ${quoteIdent(p)} = ${quoteLiteral(PINNED[p])}`).join('');
+  const table = quoteTable(t.name);
+  const install = `
+CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp${pins}
+AS $hubsync$
+DECLARE
+  k jsonb;
+  r jsonb;
+BEGIN
+  -- The apply engine sets this: changes that came from the hub are not captured again.
+  IF current_setting('hubsync.applying', true) = 'on' THEN RETURN NULL; END IF;
+  IF TG_OP = 'INSERT' THEN
+    k := ${jsonbOf('NEW', t.pk)};
+    r := ${jsonbOf('NEW', names)};
+    ${recordChange(tbl, branch, 'insert')}
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- Binary image equality: true when nothing changed, whatever the column types.
+    IF OLD *= NEW THEN RETURN NULL; END IF;
+    k := ${jsonbOf('OLD', t.pk)};
+    IF k <> ${jsonbOf('NEW', t.pk)} THEN
+      -- A new primary key is another row: a delete of the old key and an insert of the new one.
+      ${recordChange(tbl, branch, 'delete')}
+      k := ${jsonbOf('NEW', t.pk)};
+      r := ${jsonbOf('NEW', names)};
+      ${recordChange(tbl, branch, 'insert')}
+    ELSE
+      r := ${jsonbOf('NEW', names)};
+      ${recordChange(tbl, branch, 'update')}
+    END IF;
+  ELSE
+    k := ${jsonbOf('OLD', t.pk)};
+    ${recordChange(tbl, branch, 'delete')}
+  END IF;
+  PERFORM pg_notify('hubsync', '');
+  RETURN NULL;
+END
+$hubsync$;
+CREATE OR REPLACE TRIGGER ${CAPTURE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+  FOR EACH ROW EXECUTE FUNCTION ${fn}();
+${
+  t.relkind === 'r'
+    ? `CREATE OR REPLACE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${table}
+  FOR EACH STATEMENT EXECUTE FUNCTION hubsync.refuse_truncate();`
+    : ''
+}`;
+  return { functionName: captureFunctionName(t.name), install };
+}
+
+/** Removes the triggers of a table that is no longer synced (the table may be gone already). */
+export function dropCaptureSql(table: string, functionName: string, tableExists: boolean): string {
+  const dropTruncate = tableExists ? `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${quoteTable(table)};\n` : '';
+  return `${dropTruncate}DROP FUNCTION IF EXISTS hubsync.${quoteIdent(functionName)}() CASCADE;`;
+}
