@@ -1,0 +1,157 @@
+/**
+ * The outbox: captured changes waiting for the hub. Read below the snapshot horizon (every
+ * transaction below it has finished, so a transaction that commits late is read later, never
+ * skipped), in `seq` order, grouped into whole source transactions; deleted after `sync.ack`.
+ */
+import type { Change, Op, Row, VersionVector } from '../protocol/messages.js';
+import { encodeHlc, hlcFromBigInt } from '../protocol/hlc.js';
+import { normalize } from '../protocol/version-vector.js';
+import type { Queryable } from './db.js';
+
+export interface TxCount {
+  readonly tx: string;
+  /** Changes of the transaction still to send. */
+  readonly count: number;
+}
+
+export interface PlannedTx {
+  readonly tx: string;
+  /** How many of its changes go into this batch (the first ones, in seq order). */
+  readonly take: number;
+  /** The batch holds the transaction's last change. */
+  readonly end: boolean;
+}
+
+/**
+ * Which transactions go into the next batch, given the candidates in order of their first
+ * change. Whole transactions while they fit in `batchSize`; a transaction larger than that goes
+ * alone and whole if the hub takes it (`maxPerBatch`), else in parts of `maxPerBatch`. Pure.
+ */
+export function planBatch(candidates: readonly TxCount[], batchSize: number, maxPerBatch: number): PlannedTx[] {
+  const size = Math.max(1, Math.min(batchSize, maxPerBatch));
+  const out: PlannedTx[] = [];
+  let total = 0;
+  for (const t of candidates) {
+    if (total + t.count <= size) {
+      out.push({ tx: t.tx, take: t.count, end: true });
+      total += t.count;
+      continue;
+    }
+    if (out.length === 0) {
+      out.push(t.count <= maxPerBatch ? { tx: t.tx, take: t.count, end: true } : { tx: t.tx, take: maxPerBatch, end: false });
+    }
+    break;
+  }
+  return out;
+}
+
+interface LogRow {
+  seq: string;
+  tx: string;
+  tbl: string;
+  op: Op;
+  pk: Row;
+  row: Row | null;
+  hlc: string;
+  vv: VersionVector;
+}
+
+export interface OutboxBatch {
+  /** In send order: transactions whole and contiguous, each in seq order, `tx_end` on its last change here. */
+  readonly changes: readonly Change[];
+  /** The outbox rows, to delete once the hub acknowledged them. */
+  readonly seqs: readonly string[];
+}
+
+export interface ReadOptions {
+  readonly batchSize: number;
+  /** `hello.limits.max_changes_per_batch`. */
+  readonly maxPerBatch: number;
+  /** Rows already sent and not yet acknowledged (a window of batches in flight). */
+  readonly exclude?: readonly string[];
+}
+
+const HORIZON = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
+
+export function toChange(r: LogRow, origin: string, txEnd: boolean): Change {
+  const c: Change = {
+    table: r.tbl,
+    op: r.op,
+    pk: r.pk,
+    row: r.op === 'delete' ? null : r.row,
+    hlc: encodeHlc(hlcFromBigInt(BigInt(r.hlc))),
+    vv: normalize(r.vv),
+    origin,
+    seq: Number(r.seq),
+    tx: r.tx,
+  };
+  return txEnd ? { ...c, tx_end: true } : c;
+}
+
+export class Outbox {
+  constructor(
+    private readonly q: Queryable,
+    private readonly branchId: string,
+  ) {}
+
+  /** The next batch to send, or null when nothing below the horizon is waiting. */
+  async next(options: ReadOptions): Promise<OutboxBatch | null> {
+    const exclude = options.exclude ?? [];
+    const first = await this.q.query<{ tx: string }>(
+      `SELECT tx::text AS tx FROM hubsync.change_log
+       WHERE ${HORIZON} AND seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2`,
+      [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch))],
+    );
+    if (first.rows.length === 0) return null;
+    const order = [...new Set(first.rows.map((r) => r.tx))];
+    const counts = await this.q.query<{ tx: string; n: string }>(
+      `SELECT tx::text AS tx, count(*) AS n FROM hubsync.change_log
+       WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) GROUP BY tx`,
+      [order, exclude],
+    );
+    const n = new Map(counts.rows.map((r) => [r.tx, Number(r.n)]));
+    const plan = planBatch(
+      order.map((tx) => ({ tx, count: n.get(tx) ?? 0 })).filter((t) => t.count > 0),
+      options.batchSize,
+      options.maxPerBatch,
+    );
+    if (plan.length === 0) return null;
+    const rows = await this.q.query<LogRow>(
+      `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", hlc::text AS hlc, vv FROM hubsync.change_log
+       WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) ORDER BY seq`,
+      [plan.map((p) => p.tx), exclude],
+    );
+    const byTx = new Map<string, LogRow[]>();
+    for (const r of rows.rows) {
+      const list = byTx.get(r.tx);
+      if (list) list.push(r);
+      else byTx.set(r.tx, [r]);
+    }
+    const changes: Change[] = [];
+    const seqs: string[] = [];
+    for (const p of plan) {
+      const part = (byTx.get(p.tx) ?? []).slice(0, p.take);
+      part.forEach((r, i) => {
+        changes.push(toChange(r, this.branchId, p.end && i === part.length - 1));
+        seqs.push(r.seq);
+      });
+    }
+    return { changes, seqs };
+  }
+
+  /** The hub holds these changes durably: drop them from the outbox. */
+  async acknowledge(seqs: readonly string[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.q.query(
+      `WITH d AS (DELETE FROM hubsync.change_log WHERE seq = ANY($1::bigint[]))
+       UPDATE hubsync.meta SET last_ack_at = now()`,
+      [seqs],
+    );
+  }
+
+  /** Changes captured and not yet acknowledged, whether or not below the horizon. */
+  async pending(): Promise<number> {
+    const { rows } = await this.q.query<{ n: string }>(`SELECT count(*) AS n FROM hubsync.change_log`);
+    return Number(rows[0]?.n ?? 0);
+  }
+}
