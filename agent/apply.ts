@@ -1,0 +1,500 @@
+/**
+ * The apply engine: writes changes received from the hub into the branch database
+ * (docs/architecture.md "Apply"). One database transaction per `sync.deliver` (or snapshot
+ * chunk) with capture switched off; a savepoint per source transaction; per change: lock the
+ * business row, read its version, `resolve()`, write, compare-and-set the version. Entries at
+ * or below `meta.cursor` are skipped and the cursor moves in the same transaction, so a crash
+ * at any step applies nothing twice. A change that cannot be applied goes to `dead_letter`
+ * and the stream goes on.
+ */
+import type pg from 'pg';
+import { resolve, strategyFor, type Strategy, type Version } from '../protocol/conflict.js';
+import { decodeHlc, encodeHlc, hlcFromBigInt, hlcToBigInt } from '../protocol/hlc.js';
+import type { Change, LogEntry, Row, TenantPolicy, VersionVector } from '../protocol/messages.js';
+import { normalize } from '../protocol/version-vector.js';
+import {
+  APPLY_SESSION,
+  CONFLICT_INSERT,
+  DEAD_LETTER_INSERT,
+  RV_INSERT,
+  RV_UPDATE,
+  tableStatements,
+  type Statement,
+  type TableStatements,
+} from './apply-sql.js';
+import type { TableInfo } from './catalog.js';
+import { checkChange, type CheckedChange } from './change-check.js';
+import { isRetryableTransactionError, sqlState } from './db.js';
+import { concurrentReport, deadLetterReport, incomingVersion, versionRef, type PendingReport } from './reports.js';
+
+export const DEFAULT_POLICY: TenantPolicy = { conflict_strategy: 'last-write-wins', branch_priority: [] };
+
+/** Test hooks: fail or kill the transaction at a chosen step. */
+export interface ApplyHooks {
+  /** Before every statement of an apply transaction; `n` counts from 1 within the transaction. */
+  beforeStatement?(n: number, backendPid: number, text: string): void | Promise<void>;
+  /** After COMMIT returned, before the result is handed back. */
+  afterCommit?(): void | Promise<void>;
+}
+
+export interface ApplyEngineOptions {
+  readonly branchId: string;
+  /** A remote HLC further ahead of the local clock is applied but does not raise `clock_floor`. */
+  readonly maxForwardSkewMs: number;
+  readonly policy?: TenantPolicy;
+  /** Whole-transaction attempts on deadlock or serialization failure. */
+  readonly maxAttempts?: number;
+  readonly now?: () => number;
+  readonly hooks?: ApplyHooks;
+}
+
+export interface ApplyResult {
+  /** Changes written to a business table (including conflicts the incoming side won). */
+  readonly applied: number;
+  /** Stale or duplicate changes, and entries at or below the cursor. */
+  readonly skipped: number;
+  readonly conflicts: number;
+  readonly deadLetters: number;
+  /** Conflicts this branch reports (its own version won) and dead letters, recorded and not yet sent. */
+  readonly reports: readonly PendingReport[];
+  /** `meta.cursor` after this transaction. */
+  readonly cursor: number;
+  /** Remote timestamps beyond the skew limit (applied, but the local clock did not follow). */
+  readonly skewed: number;
+  /** Whole-transaction retries after deadlocks or serialization failures. */
+  readonly retries: number;
+}
+
+interface Item {
+  readonly offset: number | null;
+  readonly change: Change;
+}
+
+/** A concurrent local writer got in between: redo the source transaction. */
+class Race extends Error {
+  override readonly name = 'Race';
+}
+
+/** Retryable with the whole transaction, like a deadlock. */
+class TooManyRaces extends Error {
+  override readonly name = 'TooManyRaces';
+  readonly code = '40001';
+}
+
+const RACE_ATTEMPTS = 8;
+
+// Failures of one change that say nothing about the next one: bad data, a constraint, a
+// user trigger refusing, a table altered since install. Anything else (connection lost,
+// permission denied, out of disk) stops the apply so it can be retried as a whole later.
+const DEAD_LETTER_CLASSES = new Set(['22', '23', '42', '44', 'P0', '2F', '38', '39', '54']);
+
+function isChangeError(err: unknown): boolean {
+  const s = sqlState(err);
+  return s !== undefined && s !== '42501' && DEAD_LETTER_CLASSES.has(s.slice(0, 2));
+}
+
+interface Acc {
+  applied: number;
+  skipped: number;
+  conflicts: number;
+  deadLetters: number;
+  reports: PendingReport[];
+}
+
+const newAcc = (): Acc => ({ applied: 0, skipped: 0, conflicts: 0, deadLetters: 0, reports: [] });
+
+function addAcc(into: Acc, from: Acc): void {
+  into.applied += from.applied;
+  into.skipped += from.skipped;
+  into.conflicts += from.conflicts;
+  into.deadLetters += from.deadLetters;
+  into.reports.push(...from.reports);
+}
+
+interface LockRow {
+  pk: Row;
+  cur: Row | null;
+  vv: VersionVector | null;
+  hlc: string | null;
+  origin: string | null;
+  deleted: boolean | null;
+}
+
+function hlcHex(sqlBigint: string): string {
+  return encodeHlc(hlcFromBigInt(BigInt(sqlBigint)));
+}
+
+function hlcSql(hex: string): string {
+  return hlcToBigInt(decodeHlc(hex)).toString();
+}
+
+/** Consecutive entries of one source transaction (same origin and tx) form a group. */
+function groupByTransaction(items: readonly Item[]): Item[][] {
+  const groups: Item[][] = [];
+  let last: Item | undefined;
+  for (const it of items) {
+    const g = groups[groups.length - 1];
+    if (g && last && last.change.origin === it.change.origin && last.change.tx === it.change.tx) g.push(it);
+    else groups.push([it]);
+    last = it;
+  }
+  return groups;
+}
+
+export class ApplyEngine {
+  private policy: TenantPolicy;
+  private tables: ReadonlyMap<string, TableInfo>;
+  private statements = new Map<string, TableStatements>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    tables: ReadonlyMap<string, TableInfo>,
+    private readonly options: ApplyEngineOptions,
+  ) {
+    this.tables = tables;
+    this.policy = options.policy ?? DEFAULT_POLICY;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The tenant policy from the hub's `hello`. */
+  setPolicy(policy: TenantPolicy): void {
+    this.policy = policy;
+  }
+
+  /** Applies one `sync.deliver`: entries above the cursor, then moves the cursor, in one transaction. */
+  deliver(entries: readonly LogEntry[]): Promise<ApplyResult> {
+    return this.run(
+      entries.map(([offset, change]) => ({ offset, change })),
+      'deliver',
+    );
+  }
+
+  /** Applies one snapshot chunk in one transaction; the cursor does not move. */
+  snapshotChunk(rows: readonly Change[]): Promise<ApplyResult> {
+    return this.run(
+      rows.map((change) => ({ offset: null, change })),
+      'snapshot',
+    );
+  }
+
+  /** After `snapshot.end`: sync continues after the snapshot's offset. */
+  async finishSnapshot(offset: number): Promise<void> {
+    await this.pool.query(`UPDATE hubsync.meta SET "cursor" = $1, bootstrapped = true, last_apply_at = now()`, [offset]);
+  }
+
+  private async run(items: readonly Item[], mode: 'deliver' | 'snapshot'): Promise<ApplyResult> {
+    const max = this.options.maxAttempts ?? 10;
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let failed = false;
+      try {
+        const result = await new ApplyTransaction(client, this, this.options.hooks).run(items, mode);
+        return { ...result, retries: attempt - 1 };
+      } catch (err) {
+        failed = true;
+        if (attempt < max && isRetryableTransactionError(err)) {
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 10 * 2 ** attempt)));
+          continue;
+        }
+        throw err;
+      } finally {
+        // A failed client may be mid-transaction or disconnected: never hand it back.
+        client.release(failed);
+      }
+    }
+  }
+
+  /** @internal */
+  context(): { policy: TenantPolicy; tables: ReadonlyMap<string, TableInfo>; branchId: string; maxSkewMs: number; now: number } {
+    return {
+      policy: this.policy,
+      tables: this.tables,
+      branchId: this.options.branchId,
+      maxSkewMs: this.options.maxForwardSkewMs,
+      now: this.now(),
+    };
+  }
+
+  /** @internal */
+  statementsFor(t: TableInfo): TableStatements {
+    let s = this.statements.get(t.name);
+    if (!s) {
+      s = tableStatements(t);
+      this.statements.set(t.name, s);
+    }
+    return s;
+  }
+}
+
+/** One apply transaction on one client. */
+class ApplyTransaction {
+  private n = 0;
+  private readonly ctx: ReturnType<ApplyEngine['context']>;
+  /** The local version seen by the last change attempted, for a dead-letter record. */
+  private lastLocal: Version | null = null;
+
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly engine: ApplyEngine,
+    private readonly hooks: ApplyHooks | undefined,
+  ) {
+    this.ctx = engine.context();
+  }
+
+  private async q<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    s: Statement | string,
+    values: readonly unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
+    this.n++;
+    if (this.hooks?.beforeStatement) {
+      const text = typeof s === 'string' ? s : s.text;
+      await this.hooks.beforeStatement(this.n, (this.client as unknown as { processID: number }).processID, text);
+    }
+    if (typeof s === 'string') return this.client.query<R>(s, values as unknown[]);
+    return this.client.query<R>({ name: s.name, text: s.text, values: values as unknown[] });
+  }
+
+  async run(items: readonly Item[], mode: 'deliver' | 'snapshot'): Promise<Omit<ApplyResult, 'retries'>> {
+    await this.q('BEGIN');
+    try {
+      await this.q(APPLY_SESSION);
+      const meta = await this.q<{ cursor: string }>(`SELECT "cursor"::text AS cursor FROM hubsync.meta FOR UPDATE`);
+      const m = meta.rows[0];
+      if (!m) throw new Error('hubsync is not installed in this database (no hubsync.meta row)');
+      const cursor = Number(m.cursor);
+      const acc = newAcc();
+      let todo: Item[] = [];
+      let top = cursor;
+      if (mode === 'deliver') {
+        for (const it of items) {
+          const off = it.offset ?? 0;
+          if (off <= top) {
+            acc.skipped++;
+            continue;
+          }
+          top = off;
+          todo.push(it);
+        }
+      } else {
+        todo = [...items];
+      }
+      let floor = 0n;
+      let skewed = 0;
+      for (const it of todo) {
+        const h = decodeHlc(it.change.hlc);
+        if (h.wall - this.ctx.now > this.ctx.maxSkewMs) skewed++;
+        else {
+          const b = hlcToBigInt(h);
+          if (b > floor) floor = b;
+        }
+      }
+      for (const group of groupByTransaction(todo)) await this.applyGroup(group, acc);
+      await this.q(
+        `UPDATE hubsync.meta SET "cursor" = $1, clock_floor = greatest(clock_floor, $2::bigint), last_apply_at = now()`,
+        [top, floor.toString()],
+      );
+      await this.q('COMMIT');
+      await this.hooks?.afterCommit?.();
+      return { ...acc, cursor: top, skewed };
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async applyGroup(group: readonly Item[], total: Acc): Promise<void> {
+    for (let attempt = 1; attempt <= RACE_ATTEMPTS; attempt++) {
+      await this.q('SAVEPOINT hs_tx');
+      const acc = newAcc();
+      try {
+        for (const it of group) await this.applyOne(it, acc);
+        await this.q('RELEASE SAVEPOINT hs_tx');
+        addAcc(total, acc);
+        return;
+      } catch (err) {
+        if (err instanceof Race) {
+          await this.q('ROLLBACK TO SAVEPOINT hs_tx');
+          continue;
+        }
+        if (isChangeError(err)) {
+          await this.q('ROLLBACK TO SAVEPOINT hs_tx');
+          await this.q('RELEASE SAVEPOINT hs_tx');
+          await this.applyOneByOne(group, total);
+          return;
+        }
+        throw err;
+      }
+    }
+    throw new TooManyRaces('local writers kept changing the rows being applied');
+  }
+
+  /** A source transaction that failed as a whole: apply what can be applied, dead-letter the rest. */
+  private async applyOneByOne(group: readonly Item[], total: Acc): Promise<void> {
+    for (const it of group) {
+      let done = false;
+      for (let attempt = 1; attempt <= RACE_ATTEMPTS && !done; attempt++) {
+        await this.q('SAVEPOINT hs_change');
+        const acc = newAcc();
+        this.lastLocal = null;
+        try {
+          await this.applyOne(it, acc);
+          await this.q('RELEASE SAVEPOINT hs_change');
+          addAcc(total, acc);
+          done = true;
+        } catch (err) {
+          await this.q('ROLLBACK TO SAVEPOINT hs_change');
+          await this.q('RELEASE SAVEPOINT hs_change');
+          if (err instanceof Race) continue;
+          if (!isChangeError(err)) throw err;
+          const e = err as Error;
+          await this.deadLetter(it, `${sqlState(err)}: ${e.message}`, sqlState(err) ?? null, this.lastLocal, total);
+          done = true;
+        }
+      }
+      if (!done) throw new TooManyRaces('local writers kept changing the rows being applied');
+    }
+  }
+
+  private strategy(t: TableInfo | undefined): Strategy {
+    return strategyFor(this.ctx.policy, t?.strategy);
+  }
+
+  private async applyOne(it: Item, acc: Acc): Promise<void> {
+    const change = it.change;
+    const checked = checkChange(change, this.ctx.tables);
+    if (!checked.ok) {
+      await this.deadLetter(it, checked.reason, null, null, acc);
+      return;
+    }
+    const t = checked.table;
+    const st = this.engine.statementsFor(t);
+    const lock = await this.q<LockRow>(st.lock, [...checked.key, t.name]);
+    const row = lock.rows[0];
+    if (!row) throw new Error('lock statement returned no row');
+    const mismatch = t.pk.find((c, i) => row.pk[c] !== checked.key[i]);
+    if (mismatch !== undefined) {
+      await this.deadLetter(
+        it,
+        `key value ${JSON.stringify(change.pk[mismatch])} of ${mismatch} is not in the canonical text form of its type (${JSON.stringify(row.pk[mismatch])})`,
+        null,
+        null,
+        acc,
+      );
+      return;
+    }
+    const local: Version | null =
+      row.vv === null || row.hlc === null || row.origin === null || row.deleted === null
+        ? null
+        : { vv: row.vv, hlc: hlcHex(row.hlc), origin: row.origin, deleted: row.deleted };
+    this.lastLocal = local;
+    const incoming = incomingVersion(change);
+    const strategy = this.strategy(t);
+    const decision = resolve(local, incoming, strategy);
+    if (decision.action === 'skip') {
+      acc.skipped++;
+      return;
+    }
+    const present = row.cur !== null;
+    if (decision.action === 'apply' || decision.winner === 'incoming') {
+      await this.write(st, checked, change, present);
+      acc.applied++;
+    }
+    await this.setVersion(t.name, row.pk, local, row, decision.version);
+    if (decision.action === 'conflict') {
+      acc.conflicts++;
+      // One report per conflicting pair: the branch whose own version won sends it.
+      const report = decision.winner === 'local' && local !== null && local.origin === this.ctx.branchId;
+      const localVersion = local ?? incoming;
+      const res = await this.q<{ id: string; detected_at: Date }>(CONFLICT_INSERT, [
+        t.name,
+        JSON.stringify(row.pk),
+        strategy.name,
+        decision.winner,
+        JSON.stringify(versionRef(localVersion)),
+        JSON.stringify(versionRef(incoming)),
+        row.cur === null ? null : JSON.stringify(row.cur),
+        change.row === null ? null : JSON.stringify(change.row),
+        it.offset,
+        report,
+      ]);
+      const rec = res.rows[0];
+      if (report && rec) {
+        acc.reports.push({
+          kind: 'conflict',
+          id: rec.id,
+          conflict: concurrentReport({
+            table: t.name,
+            pk: row.pk,
+            strategy: strategy.name,
+            winner: localVersion,
+            loser: incoming,
+            winnerRow: row.cur,
+            loserRow: change.op === 'delete' ? null : change.row,
+            detectedAt: rec.detected_at,
+          }),
+        });
+      }
+    }
+  }
+
+  private async write(st: TableStatements, c: CheckedChange, change: Change, present: boolean): Promise<void> {
+    if (change.op === 'delete') {
+      if (present) await this.q(st.delete, c.key);
+      return;
+    }
+    if (present) {
+      const u = st.update(c.columns);
+      if (u === null) return;
+      const values = c.values.filter((_, i) => !c.table.pk.includes(c.columns[i] ?? ''));
+      await this.q(u, [...c.key, ...values]);
+      return;
+    }
+    const ins = await this.q(st.insert(c.columns), c.values);
+    // A local insert of the same key committed since the lock: resolve again against it.
+    if (ins.rowCount === 0) throw new Race();
+  }
+
+  private async setVersion(tbl: string, pk: Row, local: Version | null, read: LockRow, v: Version): Promise<void> {
+    const vv = JSON.stringify(normalize(v.vv));
+    const pkJson = JSON.stringify(pk);
+    const res =
+      local === null
+        ? await this.q(RV_INSERT, [tbl, pkJson, vv, hlcSql(v.hlc), v.origin, v.deleted])
+        : await this.q(RV_UPDATE, [tbl, pkJson, vv, hlcSql(v.hlc), v.origin, v.deleted, JSON.stringify(read.vv), read.hlc]);
+    // A local writer changed the version since we read it: resolve again against the new one.
+    if (res.rowCount === 0) throw new Race();
+  }
+
+  private async deadLetter(it: Item, reason: string, state: string | null, local: Version | null, acc: Acc): Promise<void> {
+    const t = this.ctx.tables.get(it.change.table);
+    const strategy = this.strategy(t);
+    const res = await this.q<{ id: string; failed_at: Date }>(DEAD_LETTER_INSERT, [
+      it.offset,
+      it.change.origin,
+      it.change.seq,
+      it.change.table,
+      JSON.stringify(it.change),
+      reason,
+      state,
+      strategy.name,
+      local === null ? null : JSON.stringify(versionRef(local)),
+    ]);
+    acc.deadLetters++;
+    const rec = res.rows[0];
+    if (rec) {
+      acc.reports.push({
+        kind: 'dead-letter',
+        id: rec.id,
+        conflict: deadLetterReport({
+          change: it.change,
+          reason,
+          strategy: strategy.name,
+          local,
+          branch: this.ctx.branchId,
+          detectedAt: rec.failed_at,
+        }),
+      });
+    }
+  }
+}
