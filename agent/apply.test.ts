@@ -24,7 +24,8 @@ let c: TestBranch;
 
 beforeAll(async () => {
   dbs = await Promise.all(['a', 'b', 'c'].map((l) => createTestDatabase(`apply_${l}`)));
-  [a, b, c] = await Promise.all(dbs.map((d, i) => openBranch(d.url, `b${i + 1}`, DDL, TABLES)));
+  const opened = await Promise.all(dbs.map((d, i) => openBranch(d.url, `b${i + 1}`, DDL, TABLES)));
+  [a, b, c] = opened as [TestBranch, TestBranch, TestBranch];
 });
 
 afterAll(async () => {
