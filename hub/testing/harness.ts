@@ -191,6 +191,22 @@ export class TestAgent {
     });
   }
 
+  /** The next frame of any of `types`. */
+  nextOf<T extends HubToAgent['type']>(types: readonly T[], timeoutMs = 10_000): Promise<Extract<HubToAgent, { type: T }>> {
+    const match = (f: HubToAgent) => (types as readonly string[]).includes(f.type);
+    const i = this.inbox.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0] as Extract<HubToAgent, { type: T }>);
+    return new Promise((resolve, reject) => {
+      const waiter = { pred: match, resolve: resolve as (f: HubToAgent) => void };
+      this.waiters.push(waiter);
+      setTimeout(() => {
+        if (!this.waiters.includes(waiter)) return;
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no ${types.join('/')} frame within ${timeoutMs} ms`));
+      }, timeoutMs).unref();
+    });
+  }
+
   /** Frames of `type` received so far (taken or not). */
   received<T extends HubToAgent['type']>(type: T): Extract<HubToAgent, { type: T }>[] {
     return this.frames.filter((f) => f.type === type) as Extract<HubToAgent, { type: T }>[];

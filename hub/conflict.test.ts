@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Conflict } from '../protocol/index.js';
+import { useTestDatabase } from '../test/support/pg.js';
+import type { HubApp } from './app.js';
+import { seedBranch, startTestHub, TestAgent, tokenFor, wsUrl } from './testing/harness.js';
+
+function conflict(winner: string, loser: string): Conflict {
+  return {
+    table: 'public.customer',
+    pk: { id: '123' },
+    strategy: 'last-write-wins',
+    winner: { origin: winner, hlc: '0000018c00000001', vv: { [winner]: 2, [loser]: 1 }, deleted: false },
+    loser: { origin: loser, hlc: '0000018c00000000', vv: { [loser]: 2 }, deleted: false },
+    winner_row: { id: '123', email: 'new@example.com' },
+    loser_row: { id: '123', email: 'old@example.com' },
+    detected_at: '2026-11-27T00:00:00Z',
+  };
+}
+
+describe('conflict reports', () => {
+  const db = useTestDatabase('conflict');
+  let app: HubApp;
+  const keys = new Map<string, string>();
+  const open = async (branch: string) => TestAgent.open(wsUrl(app), await tokenFor(app.url, 'acme', branch, keys.get(branch) as string));
+
+  beforeAll(async () => {
+    app = await startTestHub(db.url);
+    for (const b of ['hq', 'store', 'other']) keys.set(b, await seedBranch(app.ctx.store, 'acme', b));
+  });
+  afterAll(() => app.stop());
+
+  it('counts a report per tenant and table, audits it and forwards it to the branch whose write lost', async () => {
+    const hq = await open('hq');
+    const store = await open('store');
+    const other = await open('other');
+    hq.send({ type: 'conflict.report', id: 'c1', conflict: conflict('hq', 'store') });
+    const notify = await store.next('conflict.notify');
+    expect(notify).toMatchObject({ reported_by: 'hq', conflict: { table: 'public.customer', loser_row: { email: 'old@example.com' } } });
+    const audit = await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' });
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ branchId: 'hq', detail: { conflict: { pk: { id: '123' } } } });
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    expect(text).toMatch(/hub_broker_conflicts_total\{tenant="acme",table="public.customer",kind="concurrent"[^}]*\} 1/);
+    // A branch reporting its own loss is not notified of it, and nobody else is either.
+    store.send({ type: 'conflict.report', id: 'c2', conflict: conflict('hq', 'store') });
+    await expect.poll(async () => (await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' })).length).toBe(2);
+    expect(other.received('conflict.notify')).toEqual([]);
+    expect(store.received('conflict.notify')).toHaveLength(1);
+    for (const x of [hq, store, other]) await x.close();
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { TenantView } from './directory.js';
+import { admitBatch, conflictRecipient, receives, serversToNotify, unstorablePath } from './routing.js';
+import { change } from './testing/harness.js';
+
+const tenant: TenantView = {
+  id: 'acme',
+  active: true,
+  schema: 'tenant_acme',
+  rate: null,
+  conflictStrategy: 'last-write-wins',
+  branchPriority: [],
+  branches: new Map([
+    ['a', { active: true }],
+    ['b', { active: true }],
+  ]),
+};
+const sender = { tenantId: 'acme', branchId: 'a' };
+const batch = (over: object = {}) => ({ type: 'sync.batch' as const, id: '1', batch_id: 'b', changes: [change('a', 1)], ...over });
+
+describe('routing', () => {
+  it('admits a batch from the sender to its tenant, or to one other branch of it', () => {
+    expect(admitBatch(sender, batch(), tenant, 10)).toEqual({ ok: true, target: null });
+    expect(admitBatch(sender, batch({ to: 'b' }), tenant, 10)).toEqual({ ok: true, target: 'b' });
+  });
+
+  it('refuses forged origins, too many changes, unknown or own targets and unstorable text', () => {
+    const reason = (b: object, max = 10) => {
+      const r = admitBatch(sender, batch(b), tenant, max);
+      return r.ok ? 'ok' : `${r.reason}/${r.error.code}`;
+    };
+    expect(reason({ changes: [change('b', 1)] })).toBe('forged_origin/forged_origin');
+    expect(reason({ changes: [change('a', 1), change('a', 2)] }, 1)).toBe('batch_too_large/batch_too_large');
+    expect(reason({ to: 'elsewhere' })).toBe('unknown_target/unknown_target');
+    expect(reason({ to: 'a' })).toBe('self_target/forbidden_target');
+    expect(reason({ changes: [change('a', 1, { row: { id: 'x\u0000y' } })] })).toBe('unstorable/invalid_frame');
+  });
+
+  it('finds text PostgreSQL cannot store, in keys and values', () => {
+    expect(unstorablePath({ a: ['ok', { b: '\ud800' }] })).toBe('.a.1.b');
+    expect(unstorablePath({ ['k\u0000']: 1 })).toBe('.<key>');
+    expect(unstorablePath({ a: '😀' })).toBeNull();
+  });
+
+  it('sends entries to every other branch, or to the target only', () => {
+    expect(receives('b', 'a', null)).toBe(true);
+    expect(receives('a', 'a', null)).toBe(false);
+    expect(receives('b', 'a', 'c')).toBe(false);
+    expect(receives('c', 'a', 'c')).toBe(true);
+  });
+
+  it('notifies each other instance holding a receiving branch once', () => {
+    const loc = (server: string) => ({ server, gen: 1, at: 0 });
+    const locations = new Map([
+      ['a', loc('s1')],
+      ['b', loc('s2')],
+      ['c', loc('s2')],
+      ['d', loc('s3')],
+    ]);
+    expect(serversToNotify(locations, 'a', null, 's1').sort()).toEqual(['s2', 's3']);
+    expect(serversToNotify(locations, 'd', null, 's1')).toEqual(['s2']);
+    expect(serversToNotify(locations, 'a', 'd', 's1')).toEqual(['s3']);
+    expect(serversToNotify(locations, 'a', 'b', 's2')).toEqual([]);
+  });
+
+  it('forwards a conflict to the losing writer when it is another branch of the tenant', () => {
+    expect(conflictRecipient('a', 'b', tenant)).toBe('b');
+    expect(conflictRecipient('a', 'a', tenant)).toBeNull();
+    expect(conflictRecipient('a', 'gone', tenant)).toBeNull();
+  });
+});
