@@ -187,6 +187,9 @@ export class ApplyEngine {
     const max = this.options.maxAttempts ?? 10;
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
+      // A connection lost mid-apply surfaces as the failing query; its 'error' event must not crash us.
+      const onError = (): void => undefined;
+      client.on('error', onError);
       let failed = false;
       try {
         const result = await new ApplyTransaction(client, this, this.options.hooks).run(items, mode);
@@ -200,6 +203,7 @@ export class ApplyEngine {
         throw err;
       } finally {
         // A failed client may be mid-transaction or disconnected: never hand it back.
+        if (!failed) client.off('error', onError);
         client.release(failed);
       }
     }
