@@ -143,8 +143,9 @@ export class KubeClient {
   }
 
   /**
-   * A streaming GET (a watch): calls `onLine` for each JSON line; resolves when the server
-   * ends the stream, rejects on a non-200 answer or a broken connection.
+   * A streaming GET (a watch): calls `onObject` for each JSON line; resolves when the server
+   * ends the stream, rejects on a non-200 answer, a broken connection, an abort, or when
+   * `onObject` throws (the connection is then closed).
    */
   async stream(opts: Omit<RequestOptions, 'method' | 'body'>, onObject: (obj: unknown) => void): Promise<void> {
     const res = await this.open({ ...opts, method: 'GET' }, undefined);
@@ -153,26 +154,36 @@ export class KubeClient {
     res.setEncoding('utf8');
     let pending = '';
     await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        res.destroy();
+        reject(err instanceof KubeError ? err : new KubeError(0, 'Network', `watch ${opts.path}: ${(err as Error).message}`));
+      };
       res.on('data', (chunk: string) => {
+        if (settled) return;
         pending += chunk;
         let nl: number;
         while ((nl = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, nl).trim();
           pending = pending.slice(nl + 1);
           if (line.length === 0) continue;
-          let obj: unknown;
           try {
-            obj = JSON.parse(line);
-          } catch {
-            res.destroy(new KubeError(0, 'Decode', `watch ${opts.path}: undecodable line`));
+            onObject(JSON.parse(line));
+          } catch (err) {
+            fail(err);
             return;
           }
-          onObject(obj);
         }
       });
-      res.on('end', resolve);
-      res.on('error', (err) => reject(err instanceof KubeError ? err : new KubeError(0, 'Network', `watch ${opts.path}: ${err.message}`)));
-      res.on('aborted', () => reject(new KubeError(0, 'Network', `watch ${opts.path}: connection aborted`)));
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        resolve();
+      });
+      res.on('error', fail);
+      res.on('close', () => fail(new KubeError(0, 'Network', `watch ${opts.path}: connection closed`)));
     });
   }
 

@@ -87,7 +87,11 @@ export const FIELD_MANAGER = 'hub-broker-operator';
 
 /** Typed calls over a KubeClient. */
 export class Api {
-  constructor(readonly client: KubeClient) {}
+  constructor(
+    readonly client: KubeClient,
+    /** Recorded as the writer of every field this Api sets. */
+    readonly fieldManager: string = FIELD_MANAGER,
+  ) {}
 
   get<T extends KubeObject>(t: ResourceType, namespace: string, name: string): Promise<T> {
     return this.client.request<T>({ method: 'GET', path: resourcePath(t, namespace, name) });
@@ -129,7 +133,7 @@ export class Api {
     return this.client.request<T>({
       method: 'PATCH',
       path: resourcePath(t, obj.metadata.namespace, obj.metadata.name, subresource),
-      query: { fieldManager: FIELD_MANAGER, force: true },
+      query: { fieldManager: this.fieldManager, force: true },
       body: { apiVersion: apiVersionOf(t), kind: t.kind, ...obj },
       contentType: 'application/apply-patch+yaml',
     });
@@ -139,7 +143,7 @@ export class Api {
     return this.client.request<T>({
       method: 'PATCH',
       path: resourcePath(t, namespace, name, subresource),
-      query: { fieldManager: FIELD_MANAGER },
+      query: { fieldManager: this.fieldManager },
       body: patch,
       contentType: 'application/merge-patch+json',
     });

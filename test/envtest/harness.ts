@@ -40,6 +40,8 @@ export interface ControlPlane {
   createNamespace(prefix?: string): Promise<string>;
   /** Last lines of the API server's log, for failure messages. */
   logTail(lines?: number): string;
+  /** Stops kube-apiserver (etcd keeps the data) and starts it again on the same port. */
+  restartApiServer(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -119,27 +121,24 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ],
     join(dir, 'etcd.log'),
   );
-  const kas = start(
-    kasBin,
-    [
-      `--etcd-servers=http://127.0.0.1:${ep}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${ap}`,
-      `--cert-dir=${join(dir, 'certs')}`,
-      `--token-auth-file=${join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${join(dir, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--disable-admission-plugins=ServiceAccount',
-      ...(auditLogPath
-        ? [`--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLogPath}`, '--audit-log-mode=blocking']
-        : []),
-    ],
-    join(dir, 'kube-apiserver.log'),
-  );
+  const kasArgs = [
+    `--etcd-servers=http://127.0.0.1:${ep}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${ap}`,
+    `--cert-dir=${join(dir, 'certs')}`,
+    `--token-auth-file=${join(dir, 'tokens.csv')}`,
+    '--authorization-mode=RBAC',
+    '--service-account-issuer=https://kubernetes.default.svc',
+    `--service-account-key-file=${join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--disable-admission-plugins=ServiceAccount',
+    ...(auditLogPath
+      ? [`--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLogPath}`, '--audit-log-mode=blocking']
+      : []),
+  ];
+  let kas = start(kasBin, kasArgs, join(dir, 'kube-apiserver.log'));
 
   const url = `https://127.0.0.1:${ap}`;
   const logTail = (lines = 30): string => {
@@ -153,7 +152,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     return kc;
   };
   const client = new KubeClient(kubeConfig());
-  const admin = new Api(client);
+  const admin = new Api(client, 'envtest-admin');
 
   const stop = async () => {
     client.close();
@@ -162,21 +161,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (kas.exitCode !== null || etcd.exitCode !== null) {
-      const tail = logTail();
-      await stop();
-      throw new Error(`envtest: a control-plane process exited during start-up\n${tail}`);
+  const waitReady = async (what: string) => {
+    const until = Date.now() + 60_000;
+    while (!(await readyzOk(client))) {
+      if (kas.exitCode !== null || etcd.exitCode !== null || Date.now() > until) {
+        const tail = logTail();
+        await stop();
+        throw new Error(`envtest: ${what}\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
-    if (await readyzOk(client)) break;
-    if (Date.now() > deadline) {
-      const tail = logTail();
-      await stop();
-      throw new Error(`envtest: kube-apiserver not ready within 60 s\n${tail}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  };
+  await waitReady('kube-apiserver not ready within 60 s (or a control-plane process exited)');
 
   let nsCount = 0;
   return {
@@ -188,6 +184,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     admin,
     logTail,
     stop,
+    async restartApiServer(downMs = 1000) {
+      await stopChild(kas);
+      await new Promise((r) => setTimeout(r, downMs));
+      kas = start(kasBin, kasArgs, join(dir, 'kube-apiserver.log'));
+      await waitReady('kube-apiserver did not come back within 60 s');
+    },
     async createNamespace(prefix = 't') {
       const name = `${prefix}-${process.pid.toString(36)}-${(nsCount++).toString(36)}-${randomBytes(2).toString('hex')}`;
       await admin.create(NAMESPACES, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
