@@ -42,6 +42,8 @@ export interface HubSpec {
     readonly branchRate?: TokenBucket;
   };
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Further `hub-broker hub` settings; the CRD refuses the ones derived from other fields. */
+  readonly env?: readonly { readonly name: string; readonly value: string }[];
   readonly resources?: {
     readonly requests?: Readonly<Record<string, string | number>>;
     readonly limits?: Readonly<Record<string, string | number>>;

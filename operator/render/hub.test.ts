@@ -44,6 +44,16 @@ describe('renderHub', () => {
     expect(deployment.spec?.replicas).toBe(2);
   });
 
+  it('passes further hub settings through spec.env, after the ones it derives', () => {
+    const c = renderHub(hub({ env: [{ name: 'HUB_TRUST_PROXY', value: 'true' }] }), input).deployment.spec?.template.spec?.containers[0];
+    expect(c?.env?.at(-1)).toEqual({ name: 'HUB_TRUST_PROXY', value: 'true' });
+  });
+
+  it('writes rates the way the hub parses them', () => {
+    const h = hub({ limits: { tenantRate: { perSecond: 0.0015, burst: 1 }, branchRate: { perSecond: 1e6, burst: 2 } } });
+    expect(hubConfig(h)).toMatchObject({ HUB_TENANT_RATE: '0.0015:1', HUB_BRANCH_RATE: '1000000:2' });
+  });
+
   it('puts the non-secret settings in the ConfigMap', () => {
     const h = hub({
       logLevel: 'debug',

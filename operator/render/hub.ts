@@ -44,14 +44,20 @@ export function hubConfig(hub: Hub): Record<string, string> {
   const s = hub.spec;
   const env: Record<string, string> = { HUB_PORT: String(HUB_CONTAINER_PORT), HUB_LOG_LEVEL: s.logLevel };
   if (s.limits?.maxConnections !== undefined) env.HUB_MAX_CONNECTIONS = String(s.limits.maxConnections);
-  if (s.limits?.tenantRate) env.HUB_TENANT_RATE = `${s.limits.tenantRate.perSecond}:${s.limits.tenantRate.burst}`;
-  if (s.limits?.branchRate) env.HUB_BRANCH_RATE = `${s.limits.branchRate.perSecond}:${s.limits.branchRate.burst}`;
+  if (s.limits?.tenantRate) env.HUB_TENANT_RATE = rate(s.limits.tenantRate);
+  if (s.limits?.branchRate) env.HUB_BRANCH_RATE = rate(s.limits.branchRate);
   if (s.redis?.prefix !== undefined) env.REDIS_PREFIX = s.redis.prefix;
   if (s.tls) {
     env.HUB_TLS_CERT_FILE = `${TLS_MOUNT}/tls.crt`;
     env.HUB_TLS_KEY_FILE = `${TLS_MOUNT}/tls.key`;
   }
   return env;
+}
+
+/** `perSecond:burst` as the hub parses it: a plain decimal, never exponent notation. */
+function rate(r: { perSecond: number; burst: number }): string {
+  const perSecond = Number.isInteger(r.perSecond) ? String(r.perSecond) : r.perSecond.toFixed(6).replace(/0+$/, '').replace(/\.$/, '');
+  return `${perSecond}:${r.burst}`;
 }
 
 export function configDigest(data: Record<string, string>): string {
@@ -92,6 +98,7 @@ export function renderHub(hub: Hub, input: HubRenderInput): HubChildren {
     secretEnv('REDIS_URL', s.redis?.secretRef),
     secretEnv('HUB_JWT_KEYS', s.jwt.secretRef),
     secretEnv('HUB_ADMIN_TOKEN', s.adminToken?.secretRef),
+    ...(s.env ?? []).map((e) => ({ name: e.name, value: e.value })),
   ].filter((e): e is V1EnvVar => e !== undefined);
 
   const deployment: HubChildren['deployment'] = compact({

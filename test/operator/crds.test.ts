@@ -104,6 +104,13 @@ describe.skipIf(skipEnvtest)('CRDs', () => {
       await expect(create(HUBS, 'pdb-pct', { ...hubSpec, disruption: { maxUnavailable: '25%' } })).resolves.toBeDefined();
     });
 
+    it('a Hub whose spec.env sets what the operator derives', async () => {
+      expect(await rejection(HUBS, 'envdup', { ...hubSpec, env: [{ name: 'DATABASE_URL', value: 'postgres://elsewhere' }] })).toContain(
+        'spec.env cannot set a variable the operator derives from another field',
+      );
+      await expect(create(HUBS, 'envok', { ...hubSpec, env: [{ name: 'HUB_TRUST_PROXY', value: 'true' }] })).resolves.toBeDefined();
+    });
+
     it('a Hub without its database', async () => {
       expect(await rejection(HUBS, 'nodb', { jwt: hubSpec.jwt })).toContain('spec.database: Required value');
     });
