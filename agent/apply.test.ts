@@ -54,6 +54,9 @@ async function customers(x: TestBranch): Promise<string[]> {
   return dump(x.pool, 'public.customer', ['id']);
 }
 
+/** HLCs have millisecond resolution: let the clock move so "later" means later. */
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 3));
+
 function entry(offset: number, change: Change): LogEntry {
   return [offset, change];
 }
@@ -123,6 +126,7 @@ describe('apply', () => {
     await a.pool.query(`INSERT INTO customer VALUES (1, 'orig', NULL, 0)`);
     await sync([a]);
     await a.pool.query(`UPDATE customer SET name = 'from a' WHERE id = 1`);
+    await tick();
     await b.pool.query(`UPDATE customer SET name = 'from b' WHERE id = 1`);
     await sync([b, a]);
     const final = await customers(a);
@@ -152,6 +156,7 @@ describe('apply', () => {
     await a.pool.query(`INSERT INTO customer VALUES (1, 'orig', NULL, 0)`);
     await sync([a]);
     await a.pool.query(`UPDATE customer SET name = 'older' WHERE id = 1`);
+    await tick();
     await b.pool.query(`UPDATE customer SET name = 'newer' WHERE id = 1`);
     await relay.collect(a);
     const [page] = relay.pages('b2', await cursorOf(b));
@@ -177,9 +182,11 @@ describe('apply', () => {
     await sync([a]);
     // Row 1: a deletes, then b updates later → the update wins.
     await a.pool.query(`DELETE FROM customer WHERE id = 1`);
+    await tick();
     await b.pool.query(`UPDATE customer SET name = 'x2' WHERE id = 1`);
     // Row 2: b updates, then a deletes later → the delete wins.
     await b.pool.query(`UPDATE customer SET name = 'y2' WHERE id = 2`);
+    await tick();
     await a.pool.query(`DELETE FROM customer WHERE id = 2`);
     await sync([a, b]);
     for (const x of [a, b, c]) expect(await customers(x)).toEqual(['(1,x2,,0.00)']);
@@ -209,6 +216,7 @@ describe('apply', () => {
       await relay.collect(shop);
       await relay.deliver(hq, 0);
       await hq.pool.query(`UPDATE customer SET name = 'hq says' WHERE id = 1`);
+      await tick();
       await shop.pool.query(`UPDATE customer SET name = 'shop says, later' WHERE id = 1`);
       await relay.collect(shop);
       await relay.collect(hq);
