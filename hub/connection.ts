@@ -20,7 +20,7 @@ import { TokenError } from './auth/jwt.js';
 import type { HubContext } from './context.js';
 import { Delivery, type SharedDeliver } from './delivery.js';
 import { Directory, type TenantView } from './directory.js';
-import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, type CloseCode } from './errors.js';
+import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type CloseCode } from './errors.js';
 import * as log from './log.js';
 import { takeAll, type BucketState } from './rate-limit.js';
 import type { ConnectionInfo, RegisteredConnection } from './registry.js';
@@ -126,7 +126,7 @@ export class Connection implements RegisteredConnection {
     this.ws.on('error', (err) => this.onSocketError(err));
     this.armExpiry();
     try {
-      this.view = await ctx.directory.get(this.tenantId);
+      this.view = await ctx.directory.forConnect(this.tenantId, this.branchId);
       if (!Directory.allows(this.view, this.branchId)) {
         this.close(CLOSE.suspended);
         return;
@@ -297,7 +297,12 @@ export class Connection implements RegisteredConnection {
     const view = await this.currentView();
     if (!view) return;
     await this.rateLimit(view);
-    const admission = admitBatch(this, batch, view, ctx.config.maxChangesPerBatch);
+    let admission = admitBatch(this, batch, view, ctx.config.maxChangesPerBatch);
+    if (!admission.ok && admission.reason === 'unknown_target') {
+      // The target may have been created a moment ago, ahead of its control notification.
+      const fresh = await ctx.directory.reload(this.tenantId);
+      if (fresh) admission = admitBatch(this, batch, fresh, ctx.config.maxChangesPerBatch);
+    }
     if (!admission.ok) {
       await this.refused(admission.reason, batch);
       throw admission.error;
@@ -425,7 +430,7 @@ export class Connection implements RegisteredConnection {
   private fail(err: HubError, ref: string | undefined): void {
     const { ctx } = this;
     ctx.metrics.protocolErrors.inc({ code: err.code });
-    this.send({ type: 'error', id: this.nextId('e'), code: err.code, message: err.message.slice(0, 1024), ...(ref ? { ref } : {}) });
+    this.send({ type: 'error', id: this.nextId('e'), code: err.code, message: safeMessage(err.message), ...(ref ? { ref } : {}) });
     if (!err.violation) return;
     const { result, states } = takeAll([this.violations], [{ perSecond: 1, burst: ctx.config.maxViolations }], Date.now());
     this.violations = states[0];

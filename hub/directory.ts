@@ -34,6 +34,16 @@ export class Directory {
     return p;
   }
 
+  /**
+   * The tenant, for a branch about to connect. When the cached view does not allow the branch,
+   * it is read again once: a branch created (or resumed) a moment ago may not have reached the
+   * cache through its control notification yet.
+   */
+  async forConnect(tenantId: string, branchId: string): Promise<TenantView | null> {
+    const view = await this.get(tenantId);
+    return Directory.allows(view, branchId) ? view : this.reload(tenantId);
+  }
+
   /** Loads the tenant again; returns the fresh view. */
   reload(tenantId: string): Promise<TenantView | null> {
     const p = this.load(tenantId);

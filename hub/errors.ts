@@ -87,6 +87,17 @@ export class HubError extends Error {
   }
 }
 
+// eslint-disable-next-line no-control-regex
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f]|\p{Surrogate}/gu;
+
+/**
+ * Error messages may quote what a client sent (a type name, a parser's complaint); control
+ * characters and lone surrogates are replaced so that the error frame itself is always valid.
+ */
+export function safeMessage(message: string): string {
+  return message.slice(0, 1024).replace(UNSAFE_TEXT, '\uFFFD');
+}
+
 export function fromProtocolError(err: ProtocolError): HubError {
   const code: HubErrorCode = err.code === 'clock_skew' ? 'invalid_frame' : err.code;
   return new HubError(code, err.message);

@@ -144,6 +144,9 @@ describe('slow consumers', () => {
   });
 
   it('closes a socket whose send buffer passes the cap with 4008', async () => {
+    // Start at the head, so what it gets are live pushes of whole batches.
+    const { rows } = await app.ctx.pool.query(`SELECT coalesce(max(pos), 0)::int AS head FROM tenant_s.log`);
+    await app.ctx.pool.query(`UPDATE tenant_s.cursors SET pos = $1 WHERE branch_id = 'stuck'`, [rows[0].head]);
     const stuck = await open('stuck');
     // The reader stops reading from its socket; kernel buffers fill, then the hub's.
     const socket = (stuck.ws as unknown as { _socket: Socket })._socket;

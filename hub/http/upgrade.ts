@@ -71,7 +71,7 @@ export function createUpgradeHandler(ctx: HubContext, wss: WebSocketServer) {
     let claims: BranchClaims;
     try {
       claims = await ctx.tokens.verify(token);
-      const view = await ctx.directory.get(claims.tenantId);
+      const view = await ctx.directory.forConnect(claims.tenantId, claims.branchId);
       if (!Directory.allows(view, claims.branchId)) {
         metrics.authFailures.inc({ reason: 'suspended' });
         return refused(socket, 'suspended');
