@@ -27,7 +27,7 @@ function peerCertificateCN(url: string, ca: Buffer): Promise<string> {
     const req = httpsRequest(`${url}/health`, { ca, agent: false }, (res) => {
       const cn = (res.socket as TLSSocket).getPeerCertificate().subject.CN;
       res.resume();
-      resolve(Array.isArray(cn) ? cn.join() : cn);
+      resolve(Array.isArray(cn) ? cn.join() : (cn ?? ''));
     });
     req.on('error', reject);
     req.end();
