@@ -12,7 +12,8 @@ describe('compaction, snapshots and retention', () => {
   const db = useTestDatabase('bootstrap');
   let app: HubApp;
   const keys = new Map<string, string>();
-  const open = async (branch: string) => TestAgent.open(wsUrl(app), await tokenFor(app.url, T, branch, keys.get(branch) as string));
+  const open = async (branch: string, options: { bootstrap?: boolean } = {}) =>
+    TestAgent.open(wsUrl(app), await tokenFor(app.url, T, branch, keys.get(branch) as string), options);
   const send = async (agent: TestAgent, changes: Change[]) => {
     const id = agent.id();
     agent.send({ type: 'sync.batch', id, batch_id: id, changes });
@@ -47,7 +48,8 @@ describe('compaction, snapshots and retention', () => {
     a.send({ type: 'sync.batch', id, batch_id: id, changes: [change('a', 5, { pk: { id: 'private' } })], to: 'b' });
     const targeted = (await a.next('sync.ack', (x) => x.batch_id === id)).offsets[0] as number;
 
-    const fresh = await open('fresh');
+    const fresh = await open('fresh', { bootstrap: false });
+    expect(fresh.hello.bootstrap).toBe(true);
     fresh.send({ type: 'snapshot.request', id: 's1' });
     const begin = await fresh.next('snapshot.begin');
     expect(begin.offset).toBeGreaterThanOrEqual(targeted);

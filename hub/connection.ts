@@ -146,7 +146,8 @@ export class Connection implements RegisteredConnection {
       }
       const pos = await log.branchPosition(ctx.pool, this.view!.schema, this.branchId);
       if (this.closed) return;
-      const bootstrap = pos.cursor < pos.prunedUpto;
+      // Behind retention, or new to a tenant with history: the compacted state is the way in.
+      const bootstrap = pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0);
       this.cursorWritten = pos.cursor;
       this.send({
         type: 'hello',

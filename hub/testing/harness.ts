@@ -158,11 +158,30 @@ export class TestAgent {
     });
   }
 
-  /** Connects and waits for hello. */
-  static async open(url: string, token: string, options: { msgpack?: boolean } = {}): Promise<TestAgent> {
+  /**
+   * Connects and waits for hello. When hello says the branch must bootstrap, takes the snapshot
+   * first (as an agent would), keeping its rows in `snapshotRows`, unless `bootstrap: false`.
+   */
+  static async open(url: string, token: string, options: { msgpack?: boolean; bootstrap?: boolean } = {}): Promise<TestAgent> {
     const agent = await TestAgent.connect(url, token, options);
-    await agent.next('hello');
+    const hello = await agent.next('hello');
+    if (hello.bootstrap && options.bootstrap !== false) await agent.takeSnapshot();
     return agent;
+  }
+
+  /** Rows of the snapshots taken so far. */
+  readonly snapshotRows: Change[] = [];
+
+  /** Requests a snapshot and acknowledges every chunk; resolves with its offset. */
+  async takeSnapshot(): Promise<number> {
+    this.send({ type: 'snapshot.request', id: this.id() });
+    for (;;) {
+      const f = await this.nextOf(['snapshot.chunk', 'snapshot.end', 'error']);
+      if (f.type === 'error') throw new Error(`snapshot failed: ${f.code} ${f.message}`);
+      if (f.type === 'snapshot.end') return f.offset;
+      this.snapshotRows.push(...f.rows);
+      this.send({ type: 'snapshot.ack', id: this.id(), snapshot_id: f.snapshot_id, seq: f.seq });
+    }
   }
 
   get hello(): Extract<HubToAgent, { type: 'hello' }> {
