@@ -1,8 +1,11 @@
 /** The CRDs on a real API server: they install, default what they promise, and reject what they must. */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { KubeError } from '../../operator/kube/client.js';
-import { BRANCHES, HUBS, TENANTS, resourcePath, type KubeObject, type ResourceType } from '../../operator/kube/resources.js';
-import { skipEnvtest } from '../envtest/binaries.js';
+import { BRANCHES, DEPLOYMENTS, HUBS, NAMESPACES, TENANTS, resourcePath, type KubeObject, type ResourceType } from '../../operator/kube/resources.js';
+import { repoRoot, skipEnvtest } from '../envtest/binaries.js';
 import { useControlPlane } from '../envtest/harness.js';
 
 type Obj = KubeObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
@@ -183,5 +186,22 @@ describe.skipIf(skipEnvtest)('CRDs', () => {
       .request({ method: 'PATCH', path, body: { spec: { replicas: 9 } }, contentType: 'application/merge-patch+json' })
       .then(() => undefined, (e: unknown) => e);
     expect((err as KubeError).message).toContain('spec.replicas.max must be at least spec.replicas.min');
+  });
+
+  it('accept the sample manifests in config/kubernetes (server-side dry run)', async () => {
+    await env.cp.admin.create(NAMESPACES, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'retail' } });
+    const types: Record<string, ResourceType> = { Hub: HUBS, Tenant: TENANTS, Branch: BRANCHES, Deployment: DEPLOYMENTS };
+    const dir = join(repoRoot, 'config/kubernetes');
+    const kinds: string[] = [];
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
+      for (const doc of YAML.parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+        const obj = doc.toJS() as Obj;
+        const type = types[obj.kind ?? ''];
+        if (!type) throw new Error(`${file}: unexpected kind ${obj.kind}`);
+        await env.cp.admin.client.request({ method: 'POST', path: resourcePath(type, obj.metadata.namespace), query: { dryRun: 'All' }, body: obj });
+        kinds.push(obj.kind ?? '');
+      }
+    }
+    expect(kinds.sort()).toEqual(['Branch', 'Branch', 'Branch', 'Deployment', 'Hub', 'Tenant']);
   });
 });
