@@ -36,6 +36,9 @@ export const APPLY_SESSION = `SELECT ${[
   ...ALL_PINS.map((p) => `set_config('${p}', '${PINNED[p]}', true)`),
 ].join(', ')}`;
 
+/** The text-form settings alone, for the rest of the transaction (capture stays on). */
+export const PINNED_SESSION = `SELECT ${ALL_PINS.map((p) => `set_config('${p}', '${PINNED[p]}', true)`).join(', ')}`;
+
 export interface TableStatements {
   /**
    * $1..$k key values, $k+1 table name. Locks the business row, and returns the key in its

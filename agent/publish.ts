@@ -1,0 +1,118 @@
+/**
+ * `hub-broker agent publish-existing`: the rows already in the synced tables become captured
+ * inserts with a fresh version, so the first branch of a tenant can publish its initial state.
+ * Only rows without a version (never captured nor applied here) are published, so running it
+ * twice publishes nothing new. Rows go out in transactions of `chunkRows`, in primary-key order.
+ */
+import type pg from 'pg';
+import { PINNED_SESSION } from './apply-sql.js';
+import type { TableInfo } from './catalog.js';
+import { AgentError } from './errors.js';
+import { quoteIdent, quoteLiteral, quoteTable } from './sql/ident.js';
+
+export interface PublishProgress {
+  readonly table: string;
+  /** Rows turned into changes so far in this table. */
+  readonly published: number;
+  /** Rows looked at so far in this table. */
+  readonly scanned: number;
+}
+
+function jsonbOf(alias: string, names: readonly string[]): string {
+  const pieces: string[] = [];
+  for (let i = 0; i < names.length; i += 50) {
+    const pairs = names.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${alias}.${quoteIdent(c)}::text`);
+    pieces.push(`jsonb_build_object(${pairs.join(', ')})`);
+  }
+  return pieces.join(' || ');
+}
+
+interface TableSql {
+  /** $1 limit, then the last key (text, one parameter per key column) when `after`. */
+  keys(after: boolean): string;
+  /** $1 table name, $2.. the upper key, then the lower key when `after`. */
+  publish(after: boolean): string;
+}
+
+function tableSql(t: TableInfo): TableSql {
+  const types = new Map(t.columns.map((c) => [c.name, c.type]));
+  const cols = t.pk.map((c) => `t.${quoteIdent(c)}`);
+  const typed = (first: number) => `(${t.pk.map((c, i) => `$${first + i}::${types.get(c) ?? 'text'}`).join(', ')})`;
+  const key = `(${cols.join(', ')})`;
+  const n = t.pk.length;
+  return {
+    keys: (after) =>
+      `SELECT ARRAY[${cols.map((c) => `${c}::text`).join(', ')}] AS k FROM ${quoteTable(t.name)} t
+       ${after ? `WHERE ${key} > ${typed(2)}` : ''} ORDER BY ${cols.join(', ')} LIMIT $1`,
+    publish: (after) =>
+      `WITH fresh AS (
+         SELECT ${jsonbOf('t', t.pk)} AS pk, ${jsonbOf('t', t.columns.map((c) => c.name))} AS r,
+                ${cols.map((c, i) => `${c} AS k${i}`).join(', ')}
+         FROM ${quoteTable(t.name)} t
+         WHERE ${key} <= ${typed(2)} ${after ? `AND ${key} > ${typed(2 + n)}` : ''}
+       ),
+       todo AS (
+         SELECT f.* FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM hubsync.row_version rv WHERE rv.tbl = $1 AND rv.pk = f.pk)
+       ),
+       v AS (
+         INSERT INTO hubsync.row_version (tbl, pk, vv, hlc, origin, deleted)
+         SELECT $1, d.pk, jsonb_build_object(m.branch_id, 1),
+                greatest((floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint << 16, m.clock_floor), m.branch_id, false
+         FROM todo d CROSS JOIN hubsync.meta m
+         ON CONFLICT (tbl, pk) DO NOTHING
+         RETURNING pk, vv, hlc
+       )
+       INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
+       SELECT pg_current_xact_id(), $1, 'insert', v.pk, d.r, v.hlc, v.vv
+       FROM v JOIN todo d ON d.pk = v.pk
+       ORDER BY ${t.pk.map((_, i) => `d.k${i}`).join(', ')}`,
+  };
+}
+
+export async function publishExisting(
+  pool: pg.Pool,
+  tables: ReadonlyMap<string, TableInfo>,
+  onProgress: (p: PublishProgress) => void = () => undefined,
+  chunkRows = 1000,
+): Promise<Map<string, number>> {
+  const meta = await pool.query(`SELECT 1 FROM hubsync.meta`).catch(() => null);
+  if (meta === null || meta.rowCount === 0) {
+    throw new AgentError('not_installed', 'hubsync is not installed in this database; run hub-broker agent install');
+  }
+  const out = new Map<string, number>();
+  for (const t of tables.values()) {
+    const sql = tableSql(t);
+    let last: string[] | null = null;
+    let published = 0;
+    let scanned = 0;
+    for (;;) {
+      const c = await pool.connect();
+      let page: string[][] = [];
+      try {
+        await c.query('BEGIN');
+        // The same settings as capture, so the published text is what a trigger would have written.
+        await c.query(PINNED_SESSION);
+        const keys = await c.query<{ k: string[] }>(sql.keys(last !== null), [chunkRows, ...(last ?? [])]);
+        page = keys.rows.map((r) => r.k);
+        const hi = page[page.length - 1];
+        if (hi !== undefined) {
+          const res = await c.query(sql.publish(last !== null), [t.name, ...hi, ...(last ?? [])]);
+          published += res.rowCount ?? 0;
+          scanned += page.length;
+          last = hi;
+        }
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        c.release();
+      }
+      if (page.length === 0) break;
+      onProgress({ table: t.name, published, scanned });
+      if (page.length < chunkRows) break;
+    }
+    out.set(t.name, published);
+  }
+  return out;
+}

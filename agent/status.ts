@@ -1,0 +1,141 @@
+/** `hub-broker agent status`: what the branch database says about sync, without the hub. */
+import type { Queryable } from './db.js';
+
+export interface LatestConflict {
+  readonly at: Date;
+  readonly table: string;
+  readonly pk: unknown;
+  readonly winner: string;
+  readonly strategy: string;
+}
+
+export interface LatestDeadLetter {
+  readonly at: Date;
+  readonly table: string;
+  readonly origin: string;
+  readonly seq: number;
+  readonly reason: string;
+}
+
+export interface AgentStatus {
+  readonly installed: boolean;
+  readonly tenantId?: string;
+  readonly branchId?: string;
+  readonly tables?: readonly string[];
+  readonly cursor?: number;
+  readonly bootstrapped?: boolean;
+  readonly lastAckAt?: Date | null;
+  readonly lastApplyAt?: Date | null;
+  /** Captured changes not yet acknowledged by the hub. */
+  readonly pending?: number;
+  /** Of those, how many an open transaction (anywhere on the server) still holds back. */
+  readonly heldBack?: number;
+  /** Wall-clock time of the oldest pending change (from its HLC). */
+  readonly oldestPendingAt?: Date | null;
+  /** The oldest open transaction that holds an xid on the server, which holds the horizon back. */
+  readonly oldestOpenTransaction?: { readonly pid: number; readonly ageSeconds: number; readonly database: string } | null;
+  readonly conflicts?: { readonly total: number; readonly unreported: number; readonly latest: LatestConflict | null };
+  readonly deadLetters?: { readonly total: number; readonly unreported: number; readonly latest: LatestDeadLetter | null };
+}
+
+export async function readStatus(q: Queryable): Promise<AgentStatus> {
+  const exists = await q.query<{ ok: boolean }>(`SELECT to_regclass('hubsync.meta') IS NOT NULL AS ok`);
+  if (exists.rows[0]?.ok !== true) return { installed: false };
+  const meta = await q.query<{
+    tenant_id: string;
+    branch_id: string;
+    cursor: string;
+    bootstrapped: boolean;
+    last_ack_at: Date | null;
+    last_apply_at: Date | null;
+  }>(`SELECT tenant_id, branch_id, "cursor"::text AS cursor, bootstrapped, last_ack_at, last_apply_at FROM hubsync.meta`);
+  const m = meta.rows[0];
+  if (!m) return { installed: false };
+  const tables = await q.query<{ tbl: string }>(`SELECT tbl FROM hubsync.tables ORDER BY tbl`);
+  const outbox = await q.query<{ pending: number; held: number; oldest: string | null }>(
+    `SELECT count(*)::int AS pending,
+            (count(*) FILTER (WHERE tx >= pg_snapshot_xmin(pg_current_snapshot())))::int AS held,
+            (min(hlc) >> 16)::text AS oldest
+     FROM hubsync.change_log`,
+  );
+  const open = await q.query<{ pid: number; age: number; datname: string }>(
+    `SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age, coalesce(datname, '') AS datname
+     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+     ORDER BY xact_start LIMIT 1`,
+  );
+  const conflicts = await q.query<{ total: number; unreported: number }>(
+    `SELECT count(*)::int AS total, (count(*) FILTER (WHERE report AND reported_at IS NULL))::int AS unreported FROM hubsync.conflicts`,
+  );
+  const latestConflict = await q.query<{ at: Date; tbl: string; pk: unknown; winner: string; strategy: string }>(
+    `SELECT detected_at AS at, tbl, pk, winner, strategy FROM hubsync.conflicts ORDER BY id DESC LIMIT 1`,
+  );
+  const dead = await q.query<{ total: number; unreported: number }>(
+    `SELECT count(*)::int AS total, (count(*) FILTER (WHERE reported_at IS NULL))::int AS unreported FROM hubsync.dead_letter`,
+  );
+  const latestDead = await q.query<{ at: Date; tbl: string; origin: string; seq: string; reason: string }>(
+    `SELECT failed_at AS at, tbl, origin, seq::text AS seq, reason FROM hubsync.dead_letter ORDER BY id DESC LIMIT 1`,
+  );
+  const o = outbox.rows[0];
+  const oc = open.rows[0];
+  const lc = latestConflict.rows[0];
+  const ld = latestDead.rows[0];
+  return {
+    installed: true,
+    tenantId: m.tenant_id,
+    branchId: m.branch_id,
+    tables: tables.rows.map((r) => r.tbl),
+    cursor: Number(m.cursor),
+    bootstrapped: m.bootstrapped,
+    lastAckAt: m.last_ack_at,
+    lastApplyAt: m.last_apply_at,
+    pending: o?.pending ?? 0,
+    heldBack: o?.held ?? 0,
+    oldestPendingAt: o?.oldest ? new Date(Number(o.oldest)) : null,
+    oldestOpenTransaction: oc ? { pid: oc.pid, ageSeconds: Math.round(oc.age), database: oc.datname } : null,
+    conflicts: {
+      total: conflicts.rows[0]?.total ?? 0,
+      unreported: conflicts.rows[0]?.unreported ?? 0,
+      latest: lc ? { at: lc.at, table: lc.tbl, pk: lc.pk, winner: lc.winner, strategy: lc.strategy } : null,
+    },
+    deadLetters: {
+      total: dead.rows[0]?.total ?? 0,
+      unreported: dead.rows[0]?.unreported ?? 0,
+      latest: ld ? { at: ld.at, table: ld.tbl, origin: ld.origin, seq: Number(ld.seq), reason: ld.reason } : null,
+    },
+  };
+}
+
+function when(d: Date | null | undefined, now: Date): string {
+  if (!d) return 'never';
+  const s = Math.round((now.getTime() - d.getTime()) / 1000);
+  return `${d.toISOString()} (${s >= 0 ? `${s}s ago` : 'in the future'})`;
+}
+
+/** Human-readable status, one fact per line. Pure. */
+export function formatStatus(s: AgentStatus, now = new Date()): string {
+  if (!s.installed) return 'hubsync is not installed in this database (run: hub-broker agent install)';
+  const lines = [
+    `tenant / branch:   ${s.tenantId} / ${s.branchId}`,
+    `tables:            ${(s.tables ?? []).join(', ') || '(none)'}`,
+    `cursor:            ${s.cursor}${s.bootstrapped ? '' : ' (not bootstrapped yet)'}`,
+    `last applied:      ${when(s.lastApplyAt, now)}`,
+    `pending changes:   ${s.pending}${s.heldBack ? ` (${s.heldBack} held back by an open transaction)` : ''}`,
+    `oldest pending:    ${when(s.oldestPendingAt, now)}`,
+    `last ack from hub: ${when(s.lastAckAt, now)}`,
+  ];
+  if (s.heldBack && s.oldestOpenTransaction) {
+    const t = s.oldestOpenTransaction;
+    lines.push(`oldest open xact:  pid ${t.pid} in ${t.database || '?'}, open for ${t.ageSeconds}s`);
+  }
+  const c = s.conflicts;
+  lines.push(`conflicts:         ${c?.total ?? 0}${c?.unreported ? ` (${c.unreported} not yet reported)` : ''}`);
+  if (c?.latest) {
+    lines.push(`  latest:          ${c.latest.at.toISOString()} ${c.latest.table} ${JSON.stringify(c.latest.pk)}, ${c.latest.winner} won (${c.latest.strategy})`);
+  }
+  const d = s.deadLetters;
+  lines.push(`dead letters:      ${d?.total ?? 0}${d?.unreported ? ` (${d.unreported} not yet reported)` : ''}`);
+  if (d?.latest) {
+    lines.push(`  latest:          ${d.latest.at.toISOString()} ${d.latest.table} from ${d.latest.origin}#${d.latest.seq}: ${d.latest.reason}`);
+  }
+  return lines.join('\n');
+}
