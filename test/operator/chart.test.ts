@@ -73,7 +73,7 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
     for (const crd of rendered) {
       const plural = crd.metadata.name?.split('.')[0] ?? '';
       const source = YAML.parse(readFileSync(join(repoRoot, 'crds', `hubbroker.io_${plural}.yaml`), 'utf8')) as Doc;
-      expect(crd.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+      expect(crd.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep', 'argocd.argoproj.io/sync-options': 'Prune=false,Delete=false' });
       expect({ ...crd, metadata: { ...crd.metadata, annotations: undefined } }).toEqual({ ...source, metadata: { ...source.metadata, annotations: undefined } });
     }
     expect(render('crds.install=false').some((d) => d.kind === 'CustomResourceDefinition')).toBe(false);
