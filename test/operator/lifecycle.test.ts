@@ -2,6 +2,10 @@
  * The operator as a process among others: restarts, two instances and one leader, an API server
  * that goes away, and its probe and metrics endpoints.
  */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Branch } from '../../operator/api/v1alpha1.js';
@@ -9,7 +13,7 @@ import { KubeClient } from '../../operator/kube/client.js';
 import { Api, BRANCHES, LEASES, TENANTS, type KubeObject } from '../../operator/kube/resources.js';
 import type { Operator } from '../../operator/main.js';
 import { LeaderElector, type Lease } from '../../operator/runtime/leader.js';
-import { skipEnvtest } from '../envtest/binaries.js';
+import { repoRoot, skipEnvtest } from '../envtest/binaries.js';
 import { useControlPlane } from '../envtest/harness.js';
 import { useTestDatabase } from '../support/pg.js';
 import { createBranch, createHub, createTenant, eventually, inspectStore, readSecret, startTestOperator, waitReady } from './support.js';
@@ -161,4 +165,45 @@ describe.skipIf(skipEnvtest)('operator lifecycle', () => {
     expect(metrics).toMatch(/hub_broker_operator_reconcile_total\{kind="Branch",result="success"\} [1-9]/);
     expect((await get('/nope')).status).toBe(404);
   });
+
+  it('runs as `hub-broker operator` from a kubeconfig and shuts down gracefully on SIGTERM', async () => {
+    const ns = await env.cp.createNamespace('cli');
+    const kubeconfig = join(env.cp.dir, 'kubeconfig.yaml');
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{name: envtest, cluster: {server: "' + env.cp.url + '", insecure-skip-tls-verify: true}}]',
+        'users: [{name: admin, user: {token: "' + env.cp.adminToken + '"}}]',
+        'contexts: [{name: envtest, context: {cluster: envtest, user: admin}}]',
+        'current-context: envtest',
+      ].join('\n'),
+    );
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/hub-broker.ts', 'operator', '--namespace', ns, '--watch-namespace', ns, '--identity', 'cli-op', '--metrics-port', String(port), '--log-level', 'warn'],
+      { cwd: repoRoot, env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await eventually(async () => expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200), 30_000, 250);
+      await eventually(async () => expect((await env.cp.admin.get<Lease>(LEASES, ns, 'hub-broker-operator')).spec?.holderIdentity).toBe('cli-op'), 20_000);
+      child.kill('SIGTERM');
+      expect(await exited, output).toBe(0);
+      // The lease was handed back on the way out.
+      expect((await env.cp.admin.get<Lease>(LEASES, ns, 'hub-broker-operator')).spec?.holderIdentity).toBe('');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
