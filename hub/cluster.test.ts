@@ -57,6 +57,28 @@ describe('two hub instances on one Redis', () => {
     for (const c of [x, y, z, foreign]) await c.close();
   });
 
+  it('forwards a conflict notification to the losing branch on the other instance', async () => {
+    const x = await open(a, 'x');
+    const y = await open(b, 'y');
+    x.send({
+      type: 'conflict.report',
+      id: 'c1',
+      conflict: {
+        table: 'public.item',
+        pk: { id: '1' },
+        strategy: 'last-write-wins',
+        winner: { origin: 'x', hlc: '0000018c00000001', vv: { x: 1, y: 1 }, deleted: false },
+        loser: { origin: 'y', hlc: '0000018c00000000', vv: { y: 1 }, deleted: false },
+        winner_row: { id: '1' },
+        loser_row: { id: '1' },
+        detected_at: '2026-11-27T00:00:00Z',
+      },
+    });
+    expect(await y.next('conflict.notify')).toMatchObject({ reported_by: 'x', conflict: { loser: { origin: 'y' } } });
+    await x.close();
+    await y.close();
+  });
+
   it('lets a newer connection on one instance replace an older one on the other (4009)', async () => {
     const first = await open(a, 'moving');
     const second = await open(b, 'moving');

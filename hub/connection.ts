@@ -314,12 +314,12 @@ export class Connection implements RegisteredConnection {
     if (result.added.length > 0) ctx.metrics.changesIn.inc({ tenant: this.tenantId }, result.added.length);
     if (result.duplicates > 0) ctx.metrics.duplicates.inc({ tenant: this.tenantId }, result.duplicates);
     this.send({ type: 'sync.ack', id: this.nextId('a'), batch_id: batch.batch_id, offsets: result.offsets });
-    if (result.added.length === 0) return;
+    if (!result.range) return;
     await ctx.fanout.publish({
       kind: 'entries',
       tenant: this.tenantId,
-      first: (result.added[0] as LogEntry)[0],
-      last: (result.added[result.added.length - 1] as LogEntry)[0],
+      first: result.range.first,
+      last: result.range.last,
       origin: this.branchId,
       target: admission.target,
       at: Date.now(),

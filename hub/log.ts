@@ -13,13 +13,20 @@ export interface AppendResult {
   /** Entries this append added, in offset order (empty when everything was a duplicate). */
   readonly added: LogEntry[];
   readonly duplicates: number;
+  /**
+   * The offsets this append reserved, `first..last`: the added entries lie in it; the others
+   * (reserved for what turned out to be duplicates) are never used. Null when nothing was added.
+   */
+  readonly range: { readonly first: number; readonly last: number } | null;
 }
-
-/** Same key as the store's advisory locks: a stable 64-bit hash computed by PostgreSQL. */
-const LOCK_SQL = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))';
 
 export function appendLockKey(tenantId: string): string {
   return `hub-broker:log:${tenantId}`;
+}
+
+/** A string literal for SQL (the lock key goes into a parameterless statement batched with BEGIN). */
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /**
@@ -27,6 +34,9 @@ export function appendLockKey(tenantId: string): string {
  * taking offsets makes them commit in order, so a reader that sees offset n sees every offset
  * below n. Idempotent on (origin, seq): a change already stored keeps its offset and is not
  * stored again. Every change's origin must be `origin` (checked by the caller).
+ *
+ * Three round trips on the usual path: BEGIN and the lock; reserve offsets and insert (a
+ * duplicate's reserved offset stays unused); COMMIT. Duplicates cost one more query.
  */
 export async function append(
   pool: pg.Pool,
@@ -39,44 +49,43 @@ export async function append(
   const s = quoteIdent(schema);
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
+    await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${literal(appendLockKey(tenantId))}, 7316))`);
     try {
-      await client.query(LOCK_SQL, [appendLockKey(tenantId)]);
-      const seqs = changes.map((c) => c.seq);
-      const existing = await client.query<{ origin_seq: string; pos: string }>(
-        `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
-        [origin, seqs],
+      const n = changes.length;
+      const inserted = await client.query<{ pos: string; origin_seq: string; last: string }>(
+        `WITH r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last)
+         INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
+         SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, $3, x.e
+           FROM r, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)
+         ON CONFLICT (origin, origin_seq) DO NOTHING
+         RETURNING pos, origin_seq, (SELECT last FROM r) AS last`,
+        [n, origin, target, JSON.stringify(changes)],
       );
-      const offsetOf = new Map<number, number>(existing.rows.map((r) => [Number(r.origin_seq), Number(r.pos)]));
-      const duplicates = changes.filter((c) => offsetOf.has(c.seq)).length;
-      // New changes, first occurrence of each seq (a batch repeating a seq stores it once).
-      const fresh: Change[] = [];
-      const inBatch = new Set<number>();
-      for (const c of changes) {
-        if (offsetOf.has(c.seq) || inBatch.has(c.seq)) continue;
-        inBatch.add(c.seq);
-        fresh.push(c);
-      }
+      const offsetOf = new Map<number, number>();
+      for (const r of inserted.rows) offsetOf.set(Number(r.origin_seq), Number(r.pos));
       const added: LogEntry[] = [];
-      if (fresh.length > 0) {
-        const { rows } = await client.query<{ last: string }>(
-          `SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last`,
-          [fresh.length],
+      const bySeq = new Map<number, Change>();
+      for (const c of changes) if (!bySeq.has(c.seq)) bySeq.set(c.seq, c);
+      for (const [seq, pos] of offsetOf) added.push([pos, bySeq.get(seq) as Change]);
+      added.sort((a, b) => a[0] - b[0]);
+      let duplicates = 0;
+      if (inserted.rows.length < n) {
+        const missing = changes.filter((c) => !offsetOf.has(c.seq)).map((c) => c.seq);
+        const existing = await client.query<{ origin_seq: string; pos: string }>(
+          `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
+          [origin, missing],
         );
-        const first = Number(rows[0]?.last) - fresh.length + 1;
-        await client.query(
-          `INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
-           SELECT $1::bigint + x.i - 1, $2, (x.e->>'seq')::bigint, $3, x.e
-             FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)`,
-          [first, origin, target, JSON.stringify(fresh)],
-        );
-        fresh.forEach((c, i) => {
-          offsetOf.set(c.seq, first + i);
-          added.push([first + i, c]);
-        });
+        for (const r of existing.rows) if (!offsetOf.has(Number(r.origin_seq))) offsetOf.set(Number(r.origin_seq), Number(r.pos));
+        duplicates = n - added.length;
       }
       await client.query('COMMIT');
-      return { offsets: changes.map((c) => offsetOf.get(c.seq) as number), added, duplicates };
+      const reservedLast = Number(inserted.rows[0]?.last ?? 0);
+      return {
+        offsets: changes.map((c) => offsetOf.get(c.seq) as number),
+        added,
+        duplicates,
+        range: added.length > 0 ? { first: reservedLast - n + 1, last: reservedLast } : null,
+      };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
