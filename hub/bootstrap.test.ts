@@ -29,7 +29,7 @@ describe('compaction, snapshots and retention', () => {
       branchRate: undefined,
       tenantRate: undefined,
     });
-    for (const b of ['a', 'b', 'fresh', 'slow', 'late']) keys.set(b, await seedBranch(app.ctx.store, T, b));
+    for (const b of ['a', 'b', 'fresh', 'slow', 'late', 'p1', 'p2']) keys.set(b, await seedBranch(app.ctx.store, T, b));
   });
   afterAll(() => app.stop());
 
@@ -84,6 +84,32 @@ describe('compaction, snapshots and retention', () => {
     for (const x of [a, b, fresh]) await x.close();
   });
 
+  it('serves a limited number of snapshots at once; the next one waits for a free slot', async () => {
+    const one = await startTestHub(db.url, { snapshotConcurrency: 1, snapshotChunkRows: 2, snapshotWindow: 1 });
+    const connect = async (b: string) =>
+      TestAgent.open(wsUrl(one), await tokenFor(one.url, T, b, keys.get(b) as string), { bootstrap: false });
+    const p1 = await connect('p1');
+    const p2 = await connect('p2');
+    p1.send({ type: 'snapshot.request', id: 'q1' });
+    const begin = await p1.next('snapshot.begin');
+    await p1.next('snapshot.chunk');
+    p2.send({ type: 'snapshot.request', id: 'q2' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(p2.received('snapshot.begin')).toEqual([]);
+    // p1 acknowledges its chunks and finishes; only then does p2's snapshot start.
+    let seq = 0;
+    for (;;) {
+      p1.send({ type: 'snapshot.ack', id: p1.id(), snapshot_id: begin.snapshot_id, seq: seq++ });
+      const f = await p1.nextOf(['snapshot.chunk', 'snapshot.end']);
+      if (f.type === 'snapshot.end') break;
+    }
+    expect(p2.received('snapshot.begin')).toEqual([]);
+    expect(await p2.takeSnapshotAfterRequest()).toBeGreaterThan(0);
+    await p1.close();
+    await p2.close();
+    await one.stop();
+  });
+
   it('prunes entries below every branch cursor, and only those', async () => {
     const { head } = await log.cursors(app.ctx.pool, S);
     // Every branch applied everything but "slow" and "late", which are at 0.
@@ -96,6 +122,10 @@ describe('compaction, snapshots and retention', () => {
     expect(after.compactedUpto).toBe(head);
     const { rows } = await app.ctx.pool.query(`SELECT min(pos)::int AS m FROM ${S}.log`);
     expect(rows[0].m).toBe(4);
+    // The same pass refreshed the depth and lag gauges.
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    expect(text).toMatch(new RegExp(`hub_broker_branch_lag\\{tenant="acme",branch="slow"[^}]*\\} ${head - 3}`));
+    expect(text).toMatch(new RegExp(`hub_broker_log_depth\\{tenant="acme"[^}]*\\} ${head - 3}`));
   });
 
   it('tells a branch that fell behind the maximum log size to bootstrap, while connected and on connect', async () => {

@@ -118,7 +118,7 @@ export class Connection implements RegisteredConnection {
   /** Claims the branch, says hello and starts delivery. Closes the socket when it cannot. */
   async open(): Promise<void> {
     const { ctx } = this;
-    this.ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    this.ws.on('message', (data) => this.onMessage(data as Buffer));
     this.ws.on('pong', () => {
       this.alive = true;
     });
@@ -221,29 +221,37 @@ export class Connection implements RegisteredConnection {
 
   // ------------------------------------------------------------------ inbound
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  private onMessage(data: Buffer): void {
     if (this.closed || this.ctx.draining) return;
     if (++this.queued >= MAX_QUEUED_FRAMES) this.ws.pause();
+    // Decoding and validation are CPU work: done on arrival, so they overlap the database
+    // round trips of the frame ahead; only the handling itself is kept in order.
+    const parsed = this.parse(data);
     this.chain = this.chain
-      .then(() => this.ctx.inflight.run(() => this.handle(data, isBinary)))
+      .then(() => this.ctx.inflight.run(() => this.handle(parsed)))
       .catch((err: unknown) => this.ctx.logger.error({ err }, 'frame handler failed'))
       .finally(() => {
         if (--this.queued < MAX_QUEUED_FRAMES / 2 && this.ws.isPaused) this.ws.resume();
       });
   }
 
-  private async handle(data: Buffer, _isBinary: boolean): Promise<void> {
-    if (this.closed) return;
+  private parse(data: Buffer): { frame: AgentToHub } | { error: HubError; ref: string | undefined } {
     const decoded = decodeFrame(this.codec, data, this.ctx.config.maxFrameBytes);
-    if (!decoded.ok) return this.fail(fromProtocolError(decoded.error), undefined);
+    if (!decoded.ok) return { error: fromProtocolError(decoded.error), ref: undefined };
     const parsed = parseAgentFrame(decoded.value);
     if (!parsed.ok) {
       const raw = decoded.value as { id?: unknown } | null;
       const id = raw && typeof raw === 'object' && typeof raw.id === 'string' && raw.id.length <= 64 && raw.id !== '' ? raw.id : undefined;
-      return this.fail(fromProtocolError(parsed.error), id);
+      return { error: fromProtocolError(parsed.error), ref: id };
     }
-    const frame = parsed.value;
-    this.ctx.metrics.framesIn.inc({ type: frame.type });
+    this.ctx.metrics.framesIn.inc({ type: parsed.value.type });
+    return { frame: parsed.value };
+  }
+
+  private async handle(parsed: { frame: AgentToHub } | { error: HubError; ref: string | undefined }): Promise<void> {
+    if (this.closed) return;
+    if ('error' in parsed) return this.fail(parsed.error, parsed.ref);
+    const { frame } = parsed;
     try {
       await this.dispatch(frame);
     } catch (err) {

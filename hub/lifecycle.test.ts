@@ -49,6 +49,25 @@ describe('suspension and deletion', () => {
   });
 });
 
+describe('heartbeat', () => {
+  const db = useTestDatabase('heartbeat');
+
+  it('terminates a socket that stops answering pings, and keeps one that answers', async () => {
+    const app = await startTestHub(db.url, { heartbeatMs: 150 });
+    const kd = await seedBranch(app.ctx.store, 'acme', 'dead');
+    const kl = await seedBranch(app.ctx.store, 'acme', 'live');
+    const live = await TestAgent.open(wsUrl(app), await tokenFor(app.url, 'acme', 'live', kl));
+    const dead = await TestAgent.connect(wsUrl(app), await tokenFor(app.url, 'acme', 'dead', kd), { autoPong: false });
+    // No close frame: the hub drops the TCP connection.
+    expect((await dead.closed).code).toBe(1006);
+    expect(live.closedWith).toBeUndefined();
+    await expect.poll(() => app.ctx.registry.get('acme', 'dead')).toBeUndefined();
+    expect(app.ctx.registry.get('acme', 'live')).toBeDefined();
+    await live.close();
+    await app.stop();
+  });
+});
+
 describe('graceful shutdown', () => {
   const db = useTestDatabase('shutdown');
 

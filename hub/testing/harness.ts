@@ -143,12 +143,17 @@ export class TestAgent {
   }
 
   /** Connects; resolves once the socket is open (before hello). Rejects with the HTTP status on refusal. */
-  static connect(url: string, token: string | undefined, options: { msgpack?: boolean; protocols?: string[]; headers?: Record<string, string> } = {}): Promise<TestAgent> {
+  static connect(
+    url: string,
+    token: string | undefined,
+    options: { msgpack?: boolean; protocols?: string[]; headers?: Record<string, string>; autoPong?: boolean } = {},
+  ): Promise<TestAgent> {
     const codec = options.msgpack ? msgpackCodec : jsonCodec;
     const protocols = options.protocols ?? [options.msgpack ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON];
     const ws = new WebSocket(url, protocols, {
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...options.headers },
       maxPayload: 64 * 1024 * 1024,
+      autoPong: options.autoPong ?? true,
     });
     const agent = new TestAgent(ws, codec);
     return new Promise((resolve, reject) => {
@@ -175,6 +180,11 @@ export class TestAgent {
   /** Requests a snapshot and acknowledges every chunk; resolves with its offset. */
   async takeSnapshot(): Promise<number> {
     this.send({ type: 'snapshot.request', id: this.id() });
+    return this.takeSnapshotAfterRequest();
+  }
+
+  /** Acknowledges every chunk of a snapshot already requested; resolves with its offset. */
+  async takeSnapshotAfterRequest(): Promise<number> {
     for (;;) {
       const f = await this.nextOf(['snapshot.chunk', 'snapshot.end', 'error']);
       if (f.type === 'error') throw new Error(`snapshot failed: ${f.code} ${f.message}`);
