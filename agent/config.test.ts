@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeConfig, hubEndpoints, isLoopbackHost, loadConfig, SETTINGS, type AgentConfig } from './config.js';
+import { ConfigError, describeConfig, hubEndpoints, isLoopbackHost, loadConfig, SETTINGS, settingsMarkdown, type AgentConfig } from './config.js';
 
 const ENV = {
   HUB_URL: 'https://hub.example.com',
@@ -168,5 +168,14 @@ describe('SETTINGS', () => {
       expect(s.description.length).toBeGreaterThan(10);
       expect(s.env ?? s.file).toBeDefined();
     }
+  });
+});
+
+describe('settingsMarkdown', () => {
+  it('renders one README row per setting, API key without a flag', () => {
+    const md = settingsMarkdown().split('\n');
+    expect(md).toHaveLength(SETTINGS.length + 2);
+    expect(md.find((l) => l.startsWith('| `API_KEY` |'))).toBe('| `API_KEY` |  |  | required | the branch API key; never accepted on the command line or in the config file, never logged |');
+    expect(md.find((l) => l.startsWith('| `AGENT_BATCH_SIZE`'))).toContain('| `--batch-size` | `batchSize` | `100` |');
   });
 });

@@ -77,7 +77,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'tables', env: 'AGENT_TABLES', flag: '--tables', file: 'tables', default: undefined, required: true, description: 'tables to sync: comma list of `schema.table[:strategy]`; in the file a list of `{name, conflictStrategy}`' },
   { key: 'batchSize', env: 'AGENT_BATCH_SIZE', flag: '--batch-size', file: 'batchSize', default: '100', required: false, description: 'most changes per `sync.batch` (a larger source transaction still goes whole, up to the hub limit)' },
   { key: 'pollMs', env: 'AGENT_POLL_MS', flag: '--poll-ms', file: 'pollMs', default: '2000', required: false, description: 'outbox poll interval in ms, for when NOTIFY does not arrive' },
-  { key: 'caFile', env: 'AGENT_CA_FILE', flag: '--ca-file', file: 'caFile', default: undefined, required: false, description: 'PEM file of CA certificates to trust for `https`/`wss` (default: the system CAs)' },
+  { key: 'caFile', env: 'AGENT_CA_FILE', flag: '--ca-file', file: 'caFile', default: undefined, required: false, description: 'PEM file of CA certificates to trust for `https`/`wss`, in addition to Node\'s CA bundle (and `NODE_EXTRA_CA_CERTS`)' },
   { key: 'allowInsecure', env: 'AGENT_ALLOW_INSECURE', flag: '--allow-insecure', file: 'allowInsecure', default: 'false', required: false, description: 'allow plain `http`/`ws` to a hub that is not on loopback' },
   { key: 'codec', env: 'AGENT_CODEC', flag: '--codec', file: 'codec', default: 'msgpack', required: false, description: '`msgpack` (subprotocol `hubsync.v1.msgpack`) or `json` (`hubsync.v1`)' },
   { key: 'compression', env: 'AGENT_COMPRESSION', flag: '--compression', file: 'compression', default: 'off', required: false, description: '`off` or `permessage-deflate`' },
@@ -428,4 +428,14 @@ export function redactUrl(url: string): string {
   } catch {
     return '[unparseable url]';
   }
+}
+
+/** The README's reference table of agent settings, generated from `SETTINGS`. */
+export function settingsMarkdown(): string {
+  const rows = SETTINGS.map((s) => {
+    const cell = (v: string | undefined) => (v === undefined ? '' : `\`${v}\``);
+    const dflt = s.default !== undefined ? `\`${s.default}\`` : s.required ? 'required' : '';
+    return `| ${cell(s.env)} | ${cell(s.flag)} | ${cell(s.file)} | ${dflt} | ${s.description.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| environment | flag | file key | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
 }

@@ -136,6 +136,8 @@ export class Outbox {
         seqs.push(r.seq);
       });
     }
+    // Rows acknowledged and deleted since the first read: nothing left to send from this plan.
+    if (changes.length === 0) return null;
     return { changes, seqs };
   }
 

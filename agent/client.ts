@@ -1,0 +1,628 @@
+/**
+ * The agent's side of the wire (DESIGN.md, docs/architecture.md): token from `/auth/token`, one
+ * WebSocket to `/ws`, `hello`, then three flows over it: the outbox goes out as `sync.batch`
+ * (a few in flight, rows dropped on `sync.ack`), `sync.deliver` and `snapshot.*` are applied in
+ * order and answered, and conflicts are reported. Reconnects with exponential backoff and full
+ * jitter; close codes decide how soon. Decisions live in backoff.ts and in-flight.ts; this file
+ * does the I/O.
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import WebSocket from 'ws';
+import { codecForSubprotocol, decodeFrame, jsonCodec, msgpackCodec, type Codec } from '../protocol/codec.js';
+import {
+  PROTOCOL_VERSION,
+  type AgentToHub,
+  type ConflictNotify,
+  type ErrorFrame,
+  type Hello,
+  type HubToAgent,
+  type SyncAck,
+  type SyncDeliver,
+} from '../protocol/messages.js';
+import { parseHubFrame } from '../protocol/validate.js';
+import type { ApplyEngine, ApplyResult } from './apply.js';
+import { closeAction, deadAfter, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
+import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
+import { InFlight, nextBatchCap } from './in-flight.js';
+import type { AgentMetrics } from './metrics.js';
+import type { Outbox } from './outbox.js';
+import { markReported, unreported, type PendingReport } from './reports.js';
+import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
+import { requestToken, TokenError, type TokenGrant } from './token.js';
+
+export interface HubClientDeps {
+  readonly config: AgentConfig;
+  readonly pool: pg.Pool;
+  readonly engine: ApplyEngine;
+  readonly outbox: Outbox;
+  readonly logger: Logger;
+  readonly metrics: AgentMetrics;
+  readonly random?: () => number;
+}
+
+/** Inbound frames above this size are refused by ws before they are buffered whole. */
+const MAX_INBOUND_BYTES = 256 * 1024 * 1024;
+/** Before `hello` tells the heartbeat interval. */
+const DEFAULT_HEARTBEAT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** The CA list for https and wss: Node's bundle plus the configured file, or undefined for the default. */
+export function trustedCas(caFile: string | undefined): (string | Buffer)[] | undefined {
+  if (caFile === undefined) return undefined;
+  return [...rootCertificates, readFileSync(caFile)];
+}
+
+export class HubClient {
+  private readonly endpoints: HubEndpoints;
+  private readonly ca: (string | Buffer)[] | undefined;
+  private readonly codec: Codec;
+  private readonly random: () => number;
+  private stopping = false;
+  /** Consecutive connections that ended before or without a greeting. */
+  private failures = 0;
+  private grant: TokenGrant | undefined;
+  private conn: Connection | undefined;
+  private wakeSleep: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly deps: HubClientDeps) {
+    const c = deps.config;
+    this.endpoints = hubEndpoints(c.hubUrl, c.allowInsecure);
+    this.ca = trustedCas(c.caFile);
+    this.codec = c.codec === 'json' ? jsonCodec : msgpackCodec;
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** Connects, and reconnects until `stop()`. Resolves once stopped. */
+  start(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  /** New local changes are waiting (NOTIFY or poll). */
+  wake(): void {
+    this.conn?.pump();
+  }
+
+  get connected(): boolean {
+    return this.conn?.greeted === true;
+  }
+
+  /** Finishes the apply in progress, closes the socket with 1000, and stops reconnecting. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeSleep?.();
+    await this.conn?.shutdown();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const log = this.deps.logger;
+    while (!this.stopping) {
+      let action: CloseAction & { newToken?: boolean; retryAfterMs?: number };
+      try {
+        action = await this.connectOnce();
+      } catch (err) {
+        log.error({ err }, 'connection attempt failed');
+        action = { kind: 'reconnect', reason: (err as Error).message };
+      }
+      if (this.stopping) break;
+      if (action.newToken) this.grant = undefined;
+      const delay = Math.max(reconnectDelay(action, this.failures, this.random), action.retryAfterMs ?? 0);
+      this.failures++;
+      log.info({ reason: action.reason, delayMs: delay }, 'reconnecting');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wakeSleep = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wakeSleep = undefined;
+    }
+  }
+
+  private async token(): Promise<TokenGrant> {
+    if (this.grant && this.grant.expiresAtMs - Date.now() > 60_000) return this.grant;
+    this.grant = await this.fetchToken();
+    return this.grant;
+  }
+
+  /** @internal used by the connection for `auth.refresh` */
+  async fetchToken(): Promise<TokenGrant> {
+    const c = this.deps.config;
+    try {
+      const g = await requestToken({
+        url: this.endpoints.tokenUrl,
+        tenantId: c.tenantId,
+        branchId: c.branchId,
+        apiKey: c.apiKey,
+        ...(this.ca ? { ca: this.ca } : {}),
+      });
+      this.deps.metrics.tokenRequests.inc({ result: 'ok' });
+      return g;
+    } catch (err) {
+      this.deps.metrics.tokenRequests.inc({ result: err instanceof TokenError ? err.kind : 'error' });
+      throw err;
+    }
+  }
+
+  /** One connection, from token to close. Resolves with what to do next. */
+  private async connectOnce(): Promise<CloseAction & { newToken?: boolean; retryAfterMs?: number }> {
+    const { logger: log, metrics } = this.deps;
+    let grant: TokenGrant;
+    try {
+      grant = await this.token();
+    } catch (err) {
+      metrics.connects.inc({ result: 'token_failed' });
+      if (err instanceof TokenError) {
+        if (err.kind === 'unauthorized' || err.kind === 'bad_request') {
+          log.error({ kind: err.kind }, `${err.message}: check TENANT_ID, BRANCH_ID and the API key`);
+          return { kind: 'reconnect-later', reason: err.message };
+        }
+        return { kind: 'reconnect', reason: err.message, ...(err.retryAfterMs ? { retryAfterMs: err.retryAfterMs } : {}) };
+      }
+      throw err;
+    }
+    const ws = new WebSocket(this.endpoints.wsUrl, [this.codec.subprotocol], {
+      headers: { authorization: `Bearer ${grant.token}` },
+      handshakeTimeout: 15_000,
+      perMessageDeflate: this.deps.config.compression === 'permessage-deflate',
+      maxPayload: MAX_INBOUND_BYTES,
+      ...(this.ca ? { ca: this.ca } : {}),
+    });
+    const conn = new Connection(ws, this, this.deps, grant);
+    this.conn = conn;
+    try {
+      const outcome = await conn.closed;
+      if (conn.greeted) this.failures = 0;
+      return outcome;
+    } finally {
+      this.conn = undefined;
+    }
+  }
+
+  /** @internal the connection took a refreshed token into use */
+  tokenRefreshed(g: TokenGrant): void {
+    this.grant = g;
+  }
+}
+
+/** One socket's state: greeting, in-flight batches, the ordered inbound queue, timers. */
+class Connection {
+  greeted = false;
+  readonly closed: Promise<CloseAction & { newToken?: boolean }>;
+  private resolveClosed!: (a: CloseAction & { newToken?: boolean }) => void;
+  private codec: Codec;
+  private hello: Hello | undefined;
+  private readonly inflight = new InFlight();
+  private inbound: Promise<void> = Promise.resolve();
+  private watchdog: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
+  private pumpAgain = false;
+  private batchCap: number;
+  private messageSeq = 0;
+  private pendingGrant: TokenGrant | undefined;
+  private readonly snapshot: SnapshotReceiver;
+  private snapshotRequested = false;
+  private lastProgressLog = 0;
+  private shuttingDown = false;
+  private closing: (CloseAction & { newToken?: boolean }) | undefined;
+  private blockedLoggedAt = 0;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly client: HubClient,
+    private readonly deps: HubClientDeps,
+    private grant: TokenGrant,
+  ) {
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.codec = jsonCodec;
+    this.batchCap = deps.config.batchSize;
+    this.snapshot = new SnapshotReceiver(deps.engine, (p) => this.onProgress(p));
+    ws.on('open', () => this.onOpen());
+    ws.on('message', (data) => this.onMessage(data as Buffer));
+    ws.on('ping', () => this.arm());
+    ws.on('pong', () => this.arm());
+    ws.on('unexpected-response', (_req, res) => this.onRefused(res.statusCode ?? 0));
+    ws.on('error', (err) => deps.logger.warn({ err: err.message }, 'socket error'));
+    ws.on('close', (code, reason) => this.onClose(code, reason.toString('utf8')));
+  }
+
+  private get log(): Logger {
+    return this.deps.logger;
+  }
+
+  private nextId(prefix: string): string {
+    return `${prefix}${++this.messageSeq}`;
+  }
+
+  private send(frame: AgentToHub): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(this.codec.encode(frame), { binary: this.codec.binary });
+    return true;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  private onOpen(): void {
+    const negotiated = codecForSubprotocol(this.ws.protocol);
+    if (!negotiated) {
+      this.log.error({ protocol: this.ws.protocol }, 'the hub chose a subprotocol this agent does not speak');
+      this.close(1002, 'unsupported subprotocol', { kind: 'reconnect-later', reason: 'unsupported subprotocol' });
+      return;
+    }
+    this.codec = negotiated;
+    this.deps.metrics.connects.inc({ result: 'open' });
+    this.arm(DEFAULT_HEARTBEAT_MS);
+  }
+
+  /** The upgrade was answered with an HTTP status instead of a socket. */
+  private onRefused(status: number): void {
+    this.deps.metrics.connects.inc({ result: `http_${status}` });
+    this.log.warn({ status }, 'the hub refused the WebSocket upgrade');
+    const action: CloseAction & { newToken?: boolean } =
+      status === 401
+        ? { kind: 'reconnect-now', reason: 'token refused (401)', newToken: true }
+        : status === 403
+          ? { kind: 'reconnect-later', reason: 'forbidden (403)', newToken: true }
+          : { kind: 'reconnect', reason: `upgrade refused (${status})` };
+    this.closing = action;
+    this.ws.terminate();
+  }
+
+  private onClose(code: number, reason: string): void {
+    for (const t of [this.watchdog, this.refreshTimer, this.retryTimer]) if (t) clearTimeout(t);
+    this.deps.metrics.closes.inc({ code: String(code) });
+    this.deps.metrics.connected.set(0);
+    if (this.snapshot.inProgress) {
+      this.log.warn('connection lost during a snapshot; it starts over on the next connection');
+      this.snapshot.abandon();
+    }
+    this.inflight.clear();
+    const action = this.closing ?? closeAction(code);
+    if (this.greeted) this.log.info({ code, reason }, 'disconnected from the hub');
+    // The inbound queue may still be applying: report closed only once it is done.
+    void this.inbound.then(() => this.resolveClosed(action));
+  }
+
+  private close(code: number, reason: string, action?: CloseAction & { newToken?: boolean }): void {
+    if (action) this.closing = action;
+    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    else this.ws.close(code, reason);
+  }
+
+  /** Graceful stop: let the apply in progress finish, then close 1000. */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.inbound;
+    this.close(1000, 'agent shutting down', { kind: 'reconnect', reason: 'stopping' });
+    const t = setTimeout(() => this.ws.terminate(), STOP_TIMEOUT_MS);
+    await this.closed;
+    clearTimeout(t);
+  }
+
+  /** Heartbeat watchdog: the hub pings; silence for too long means the socket is dead. */
+  private arm(ms?: number): void {
+    const after = ms ?? deadAfter(this.hello?.heartbeat_ms ?? DEFAULT_HEARTBEAT_MS);
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      this.log.warn({ afterMs: after }, 'no heartbeat from the hub; dropping the socket');
+      this.ws.terminate();
+    }, after);
+    this.watchdog.unref();
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  private onMessage(data: Buffer): void {
+    this.arm();
+    const decoded = decodeFrame(this.codec, data);
+    const parsed = decoded.ok ? parseHubFrame(decoded.value) : decoded;
+    if (!parsed.ok) {
+      this.log.warn({ code: parsed.error.code, message: parsed.error.message }, 'invalid frame from the hub');
+      this.send({ type: 'error', id: this.nextId('e'), code: parsed.error.code, message: parsed.error.message.slice(0, 1024) });
+      return;
+    }
+    const f = parsed.value;
+    switch (f.type) {
+      // Order-independent frames are handled at once, so acks are not stuck behind an apply.
+      case 'sync.ack':
+        void this.onAck(f);
+        return;
+      case 'auth.refreshed':
+        this.onRefreshed(f.expires_at);
+        return;
+      case 'conflict.notify':
+        this.onConflictNotify(f);
+        return;
+      case 'error':
+        this.onError(f);
+        return;
+      default:
+        this.enqueue(f);
+    }
+  }
+
+  /** Frames whose effects must happen in order (greeting, deliveries, snapshots). */
+  private enqueue(f: HubToAgent): void {
+    this.inbound = this.inbound
+      .then(async () => {
+        // Not after the socket closed or while stopping: the hub delivers it again from the cursor.
+        if (this.ws.readyState !== WebSocket.OPEN || this.shuttingDown) return;
+        await this.handle(f);
+      })
+      .catch((err: unknown) => {
+        this.log.error({ err, type: f.type }, 'handling a frame failed; reconnecting to resume from the cursor');
+        this.close(1011, 'agent error', { kind: 'reconnect', reason: `${f.type} failed` });
+      });
+  }
+
+  private async handle(f: HubToAgent): Promise<void> {
+    switch (f.type) {
+      case 'hello':
+        return this.onHello(f);
+      case 'sync.deliver':
+        return this.onDeliver(f);
+      case 'snapshot.begin':
+        this.snapshotRequested = false;
+        this.log.info({ snapshot: f.snapshot_id, offset: f.offset, rows: f.total_rows }, 'snapshot started');
+        this.snapshot.begin(f);
+        return;
+      case 'snapshot.chunk': {
+        const t0 = performance.now();
+        const r = await this.snapshot.chunk(f);
+        if (r) this.account(r, t0);
+        this.send({ type: 'snapshot.ack', id: this.nextId('k'), snapshot_id: f.snapshot_id, seq: f.seq });
+        if (r) await this.report(r.reports);
+        return;
+      }
+      case 'snapshot.end': {
+        const offset = await this.snapshot.end(f);
+        this.deps.metrics.cursor.set(offset);
+        this.send({ type: 'sync.applied', id: this.nextId('p'), offset });
+        this.log.info({ snapshot: f.snapshot_id, offset, rows: f.rows }, 'snapshot applied; syncing from its offset');
+        return;
+      }
+      case 'snapshot.required':
+        this.log.warn({ reason: f.reason }, 'the hub asks this branch to bootstrap again');
+        this.requestSnapshot();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async onHello(h: Hello): Promise<void> {
+    const c = this.deps.config;
+    if (h.protocol !== PROTOCOL_VERSION) {
+      this.log.error({ hub: h.protocol, agent: PROTOCOL_VERSION }, 'the hub speaks another protocol version');
+      this.close(1002, 'protocol version', { kind: 'reconnect-later', reason: 'protocol version mismatch' });
+      return;
+    }
+    if (h.tenant_id !== c.tenantId || h.branch_id !== c.branchId) {
+      this.log.error({ tenant: h.tenant_id, branch: h.branch_id }, 'the hub greeted another tenant or branch');
+      this.close(1008, 'identity mismatch', { kind: 'reconnect-later', reason: 'identity mismatch' });
+      return;
+    }
+    this.hello = h;
+    this.arm();
+    this.deps.engine.setPolicy(h.policy);
+    const expires = Date.parse(h.token_expires_at);
+    if (Number.isFinite(expires)) this.grant = { ...this.grant, expiresAtMs: expires };
+    this.scheduleRefresh();
+    const meta = await this.deps.pool.query<{ cursor: string; bootstrapped: boolean }>(
+      `SELECT "cursor"::text AS cursor, bootstrapped FROM hubsync.meta`,
+    );
+    const cursor = Number(meta.rows[0]?.cursor ?? 0);
+    this.deps.metrics.cursor.set(cursor);
+    this.send({ type: 'sync.applied', id: this.nextId('p'), offset: cursor });
+    if (h.bootstrap) {
+      this.log.info({ cursor, logHead: h.log_head }, 'the hub says this branch must bootstrap from a snapshot');
+      this.requestSnapshot();
+    } else if (meta.rows[0]?.bootstrapped === false) {
+      // Following the log from the cursor is enough: nothing this branch needs has been pruned.
+      await this.deps.pool.query(`UPDATE hubsync.meta SET bootstrapped = true`);
+    }
+    this.greeted = true;
+    this.deps.metrics.connected.set(1);
+    this.deps.metrics.connects.inc({ result: 'greeted' });
+    this.log.info({ server: h.server_id, cursor, logHead: h.log_head, strategy: h.policy.conflict_strategy }, 'connected to the hub');
+    await this.report(await unreported(this.deps.pool, c.branchId));
+    this.pump();
+  }
+
+  private async onDeliver(d: SyncDeliver): Promise<void> {
+    const t0 = performance.now();
+    const r = await this.deps.engine.deliver(d.entries);
+    this.account(r, t0);
+    this.deps.metrics.cursor.set(r.cursor);
+    this.send({ type: 'sync.applied', id: this.nextId('p'), offset: r.cursor });
+    await this.report(r.reports);
+  }
+
+  private account(r: ApplyResult, t0: number): void {
+    const m = this.deps.metrics;
+    m.applySeconds.observe((performance.now() - t0) / 1000);
+    if (r.applied) m.applied.inc({ result: 'applied' }, r.applied);
+    if (r.skipped) m.applied.inc({ result: 'skipped' }, r.skipped);
+    if (r.conflicts) m.applied.inc({ result: 'conflict' }, r.conflicts);
+    if (r.deadLetters) m.applied.inc({ result: 'dead_letter' }, r.deadLetters);
+    if (r.skewed) m.clockSkew.inc(r.skewed);
+    if (r.retries) m.applyRetries.inc(r.retries);
+    if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
+  }
+
+  /** Sends conflict reports, then marks them sent (a report lost with the socket is sent again later). */
+  private async report(reports: readonly PendingReport[]): Promise<void> {
+    if (reports.length === 0) return;
+    const sent: PendingReport[] = [];
+    for (const r of reports) {
+      if (!this.send({ type: 'conflict.report', id: this.nextId('c'), conflict: r.conflict })) break;
+      this.deps.metrics.conflictsReported.inc({ kind: r.conflict.kind ?? 'concurrent' });
+      sent.push(r);
+    }
+    await markReported(this.deps.pool, sent);
+  }
+
+  private requestSnapshot(): void {
+    if (this.snapshot.inProgress || this.snapshotRequested) return;
+    this.snapshotRequested = true;
+    this.send({ type: 'snapshot.request', id: this.nextId('s') });
+  }
+
+  private onProgress(p: SnapshotProgress): void {
+    this.deps.metrics.snapshotPercent.set(p.percent);
+    const now = Date.now();
+    if (p.done || now - this.lastProgressLog > 5000) {
+      this.lastProgressLog = now;
+      this.log.info({ snapshot: p.snapshotId, rows: p.rows, total: p.total, percent: p.percent }, 'snapshot progress');
+    }
+  }
+
+  private onConflictNotify(n: ConflictNotify): void {
+    this.deps.metrics.conflictNotifications.inc();
+    const c = n.conflict;
+    this.log.info(
+      { reportedBy: n.reported_by, table: c.table, pk: c.pk, kind: c.kind ?? 'concurrent', winner: c.winner.origin, loser: c.loser.origin },
+      'a write of this branch lost a conflict',
+    );
+  }
+
+  private onError(e: ErrorFrame): void {
+    this.deps.metrics.hubErrors.inc({ code: e.code });
+    this.log.warn({ code: e.code, message: e.message, ref: e.ref }, 'error from the hub');
+    if (e.code === 'snapshot_unavailable') {
+      this.snapshotRequested = false;
+      this.snapshot.abandon();
+      this.later(() => this.requestSnapshot(), 5000 + Math.floor(Math.random() * 25_000));
+      return;
+    }
+    const refused = e.ref === undefined ? undefined : this.inflight.refuse(e.ref);
+    if (refused) {
+      // The rows stay in the outbox; send them again a little later.
+      this.later(() => this.pump(), e.code === 'rate_limited' ? 1000 + Math.floor(Math.random() * 2000) : 5000);
+    }
+  }
+
+  private later(fn: () => void, ms: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(fn, ms);
+    this.retryTimer.unref();
+  }
+
+  // ------------------------------------------------------------------ token refresh
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    const delay = Math.min(refreshDelay(this.grant.expiresAtMs, Date.now()), 2 ** 31 - 1);
+    this.refreshTimer = setTimeout(() => void this.refresh(), delay);
+    this.refreshTimer.unref();
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const g = await this.client.fetchToken();
+      this.pendingGrant = g;
+      this.send({ type: 'auth.refresh', id: this.nextId('t'), token: g.token });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'token refresh failed; retrying');
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => void this.refresh(), 15_000 + Math.floor(Math.random() * 15_000));
+      this.refreshTimer.unref();
+    }
+  }
+
+  private onRefreshed(expiresAt: string): void {
+    const at = Date.parse(expiresAt);
+    if (this.pendingGrant) {
+      this.grant = { token: this.pendingGrant.token, expiresAtMs: Number.isFinite(at) ? at : this.pendingGrant.expiresAtMs };
+      this.client.tokenRefreshed(this.grant);
+      this.pendingGrant = undefined;
+    }
+    this.scheduleRefresh();
+  }
+
+  // ------------------------------------------------------------------ outbound: the outbox
+
+  /** Sends outbox batches while the window has room. Safe to call at any time, any number of times. */
+  pump(): void {
+    if (!this.greeted || this.shuttingDown) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.fill()
+      .catch((err: unknown) => {
+        this.log.warn({ err }, 'reading the outbox failed; retrying at the next poll');
+      })
+      .finally(() => {
+        this.pumping = false;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.pump();
+        }
+      });
+  }
+
+  private async fill(): Promise<void> {
+    const { outbox, config, metrics } = this.deps;
+    const limits = this.hello?.limits;
+    if (!limits) return;
+    while (this.ws.readyState === WebSocket.OPEN && !this.shuttingDown && this.inflight.size < config.maxInFlightBatches) {
+      const maxPerBatch = Math.min(limits.max_changes_per_batch, this.batchCap < config.batchSize ? this.batchCap : Infinity);
+      const batch = await outbox.next({ batchSize: this.batchCap, maxPerBatch, exclude: this.inflight.seqs() });
+      if (!batch || batch.changes.length === 0) break;
+      const id = this.nextId('b');
+      const batchId = `${config.branchId}-${process.pid}-${Date.now().toString(36)}-${id}`;
+      const data = this.codec.encode({ type: 'sync.batch', id, batch_id: batchId, changes: [...batch.changes] });
+      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+      if (size > limits.max_frame_bytes) {
+        if (batch.changes.length === 1) {
+          metrics.sendBlocked.set(1);
+          if (Date.now() - this.blockedLoggedAt > 60_000) {
+            this.blockedLoggedAt = Date.now();
+            this.log.error(
+              { table: batch.changes[0]?.table, seq: batch.changes[0]?.seq, bytes: size, limit: limits.max_frame_bytes },
+              'a single change is larger than the hub accepts in one frame; sending is blocked until the hub limit is raised',
+            );
+          }
+          return;
+        }
+        this.batchCap = nextBatchCap(Math.min(this.batchCap, batch.changes.length), config.batchSize, 'too_large');
+        continue;
+      }
+      metrics.sendBlocked.set(0);
+      if (!this.send({ type: 'sync.batch', id, batch_id: batchId, changes: [...batch.changes] })) break;
+      this.inflight.add({ batchId, messageId: id, seqs: batch.seqs, sentAt: Date.now() });
+      metrics.batchesSent.inc();
+      metrics.changesSent.inc(batch.changes.length);
+      this.batchCap = nextBatchCap(this.batchCap, config.batchSize, 'fit');
+    }
+  }
+
+  private async onAck(a: SyncAck): Promise<void> {
+    const r = this.inflight.ack(a.batch_id, a.offsets);
+    if (!r.ok) {
+      this.log.warn({ batch: a.batch_id, reason: r.reason }, 'unexpected sync.ack');
+      return;
+    }
+    try {
+      await this.deps.outbox.acknowledge(r.batch.seqs);
+      this.deps.metrics.changesAcked.inc(r.batch.seqs.length);
+      this.inflight.settle(a.batch_id);
+    } catch (err) {
+      // Not deleted: the rows stay excluded until the next connection sends them again, and the
+      // hub drops the duplicates.
+      this.log.warn({ err }, 'could not drop acknowledged changes from the outbox');
+      return;
+    }
+    this.pump();
+  }
+}

@@ -1,0 +1,86 @@
+/** Prometheus metrics of one agent (prefix `hub_broker_agent_`), in a registry of its own. */
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly connected: Gauge;
+  readonly connects: Counter<'result'>;
+  readonly closes: Counter<'code'>;
+  readonly batchesSent: Counter;
+  readonly changesSent: Counter;
+  readonly changesAcked: Counter;
+  readonly pending: Gauge;
+  readonly applied: Counter<'result'>;
+  readonly applySeconds: Histogram;
+  readonly applyRetries: Counter;
+  readonly cursor: Gauge;
+  readonly conflictsReported: Counter<'kind'>;
+  readonly conflictNotifications: Counter;
+  readonly clockSkew: Counter;
+  readonly snapshotPercent: Gauge;
+  readonly hubErrors: Counter<'code'>;
+  readonly tokenRequests: Counter<'result'>;
+  readonly sendBlocked: Gauge;
+
+  constructor(labels: { tenant: string; branch: string }, defaults = true) {
+    const r = this.registry;
+    r.setDefaultLabels(labels);
+    if (defaults) collectDefaultMetrics({ register: r, prefix: 'hub_broker_agent_' });
+    const p = 'hub_broker_agent_';
+    this.connected = new Gauge({ name: `${p}connected`, help: '1 while a socket to the hub is open and greeted', registers: [r] });
+    this.connects = new Counter({ name: `${p}connects_total`, help: 'Connection attempts by result', labelNames: ['result'], registers: [r] });
+    this.closes = new Counter({ name: `${p}closes_total`, help: 'Sockets closed, by close code', labelNames: ['code'], registers: [r] });
+    this.batchesSent = new Counter({ name: `${p}batches_sent_total`, help: 'sync.batch frames sent', registers: [r] });
+    this.changesSent = new Counter({ name: `${p}changes_sent_total`, help: 'Changes sent (resends included)', registers: [r] });
+    this.changesAcked = new Counter({ name: `${p}changes_acked_total`, help: 'Changes acknowledged by the hub and dropped from the outbox', registers: [r] });
+    this.pending = new Gauge({ name: `${p}outbox_pending`, help: 'Captured changes not yet acknowledged', registers: [r] });
+    this.applied = new Counter({ name: `${p}changes_applied_total`, help: 'Received changes by outcome', labelNames: ['result'], registers: [r] });
+    this.applySeconds = new Histogram({
+      name: `${p}apply_seconds`,
+      help: 'Time to apply one sync.deliver or snapshot chunk',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [r],
+    });
+    this.applyRetries = new Counter({ name: `${p}apply_retries_total`, help: 'Apply transactions run again after a deadlock or serialization failure', registers: [r] });
+    this.cursor = new Gauge({ name: `${p}cursor`, help: 'Highest hub log offset applied', registers: [r] });
+    this.conflictsReported = new Counter({ name: `${p}conflict_reports_total`, help: 'conflict.report frames sent', labelNames: ['kind'], registers: [r] });
+    this.conflictNotifications = new Counter({ name: `${p}conflict_notifications_total`, help: 'conflict.notify frames received', registers: [r] });
+    this.clockSkew = new Counter({ name: `${p}clock_skew_total`, help: 'Remote timestamps beyond the skew limit (applied; the clock did not follow)', registers: [r] });
+    this.snapshotPercent = new Gauge({ name: `${p}snapshot_percent`, help: 'Progress of the snapshot being applied', registers: [r] });
+    this.hubErrors = new Counter({ name: `${p}hub_errors_total`, help: 'error frames received from the hub, by code', labelNames: ['code'], registers: [r] });
+    this.tokenRequests = new Counter({ name: `${p}token_requests_total`, help: 'POST /auth/token by result', labelNames: ['result'], registers: [r] });
+    this.sendBlocked = new Gauge({ name: `${p}send_blocked`, help: '1 while a single change is larger than the hub accepts in one frame', registers: [r] });
+  }
+}
+
+/** Serves `/metrics` and `/health` on `port`; resolves once listening. */
+export async function serveMetrics(registry: Registry, port: number, host = '0.0.0.0'): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+      return;
+    }
+    if (req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

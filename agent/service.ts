@@ -1,0 +1,105 @@
+/**
+ * `hub-broker agent`: wires the configuration, the branch database, LISTEN/NOTIFY with a poll
+ * fallback, the hub client, metrics and logs. Refuses to start unless `hubsync` is installed
+ * for this tenant, branch and table list.
+ */
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import { ApplyEngine } from './apply.js';
+import { loadInstalledTables, type TableInfo } from './catalog.js';
+import { HubClient } from './client.js';
+import { describeConfig, type AgentConfig } from './config.js';
+import { createPool } from './db.js';
+import { AgentError } from './errors.js';
+import { listen, type Listener } from './listener.js';
+import { createLogger } from './logger.js';
+import { AgentMetrics, serveMetrics } from './metrics.js';
+import { Outbox } from './outbox.js';
+
+export interface AgentService {
+  readonly client: HubClient;
+  readonly metrics: AgentMetrics;
+  /** Resolves when the agent stopped. */
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Checks that `hubsync` here was installed for this tenant, branch and table list (columns are
+ * read from the installation; a changed table list or strategy needs `install` again).
+ */
+export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Promise<Map<string, TableInfo>> {
+  const meta = await pool
+    .query<{ tenant_id: string; branch_id: string }>(`SELECT tenant_id, branch_id FROM hubsync.meta`)
+    .catch(() => ({ rows: [] }));
+  const m = meta.rows[0];
+  if (!m) throw new AgentError('not_installed', 'hubsync is not installed in this database; run hub-broker agent install');
+  if (m.tenant_id !== config.tenantId || m.branch_id !== config.branchId) {
+    throw new AgentError(
+      'other_installation',
+      `this database is installed for tenant ${m.tenant_id} branch ${m.branch_id}, but the agent is configured as ${config.tenantId}/${config.branchId}`,
+    );
+  }
+  const installed = await loadInstalledTables(pool);
+  const wanted = new Map(config.tables.map((t) => [t.name, t.conflictStrategy]));
+  const differences: string[] = [];
+  for (const [name, strategy] of wanted) {
+    const t = installed.get(name);
+    if (!t) differences.push(`${name} is configured but not installed`);
+    else if (t.strategy !== strategy) differences.push(`${name} strategy is ${t.strategy ?? 'the tenant default'} at install, ${strategy ?? 'the tenant default'} in the configuration`);
+  }
+  for (const name of installed.keys()) if (!wanted.has(name)) differences.push(`${name} is installed but not configured`);
+  if (differences.length > 0) {
+    throw new AgentError('install_outdated', `the configuration differs from the installation (${differences.join('; ')}); run hub-broker agent install`);
+  }
+  return installed;
+}
+
+export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<AgentService> {
+  const log = options.logger ?? createLogger(config.logLevel);
+  log.info({ config: describeConfig(config) }, 'starting the agent');
+  const pool = createPool(config.databaseUrl, 6);
+  let metricsServer: Server | undefined;
+  let listener: Listener | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  try {
+    const tables = await checkInstallation(pool, config);
+    const engine = new ApplyEngine(pool, tables, { branchId: config.branchId, maxForwardSkewMs: config.maxForwardSkewMs });
+    const outbox = new Outbox(pool, config.branchId);
+    const metrics = new AgentMetrics({ tenant: config.tenantId, branch: config.branchId });
+    if (config.metricsPort !== undefined) {
+      metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
+      log.info({ port: config.metricsPort }, 'serving /metrics');
+    }
+    const client = new HubClient({ config, pool, engine, outbox, logger: log, metrics });
+    listener = listen(config.databaseUrl, () => client.wake(), log);
+    let polling = false;
+    poll = setInterval(() => {
+      client.wake();
+      if (polling) return;
+      polling = true;
+      outbox
+        .pending()
+        .then((n) => metrics.pending.set(n))
+        .catch(() => undefined)
+        .finally(() => (polling = false));
+    }, config.pollMs);
+    const done = client.start();
+    const stop = async (): Promise<void> => {
+      if (poll) clearInterval(poll);
+      await listener?.stop();
+      await client.stop();
+      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await pool.end();
+      log.info('agent stopped');
+    };
+    return { client, metrics, done, stop };
+  } catch (err) {
+    if (poll) clearInterval(poll);
+    await listener?.stop();
+    metricsServer?.close();
+    await pool.end();
+    throw err;
+  }
+}
