@@ -179,3 +179,16 @@ describe('settingsMarkdown', () => {
     expect(md.find((l) => l.startsWith('| `AGENT_BATCH_SIZE`'))).toContain('| `--batch-size` | `batchSize` | `100` |');
   });
 });
+
+describe('config/agent.example.yaml', () => {
+  it('is a valid configuration with every documented key', async () => {
+    const { readFileSync } = await import('node:fs');
+    const path = new URL('../config/agent.example.yaml', import.meta.url);
+    const c = loadConfig({
+      env: { AGENT_CONFIG: 'agent.yaml' },
+      readFile: (p) => (p === 'agent.yaml' ? readFileSync(path, 'utf8') : 'the-key\n'),
+    });
+    expect(c).toMatchObject({ tenantId: 'retail', branchId: 'store-1', apiKey: 'the-key', batchSize: 100, compression: 'off' });
+    expect(c.tables.map((t) => t.name)).toEqual(['public.customer', 'public.orders', 'public.price_list']);
+  });
+});
