@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -143,6 +143,7 @@ describe('TLS', () => {
 });
 
 describe('hub-broker hub', () => {
+  const db = useTestDatabase('cli');
   const cli = fileURLToPath(new URL('../cli/hub-broker.ts', import.meta.url));
   const run = (args: string[], env: Record<string, string>) =>
     spawnSync(process.execPath, ['--import', 'tsx', cli, 'hub', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
@@ -161,5 +162,21 @@ describe('hub-broker hub', () => {
     expect(bad.status).toBe(EXIT_CONFIG);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toContain('--port');
+  });
+
+  it('runs until SIGTERM, then shuts down gracefully with exit code 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'hub', '--host', '127.0.0.1', '--port', '0'], {
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, HUB_JWT_KEYS: TEST_JWT_KEYS, HUB_ARGON2_MEMORY_KIB: '256', HUB_ARGON2_TIME_COST: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += String(d)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await expect.poll(() => /"url":"(http:[^"]+)"/.exec(out)?.[1], { timeout: 15_000 }).toBeTruthy();
+    const url = /"url":"(http:[^"]+)"/.exec(out)?.[1] as string;
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toContain('hub stopped');
   });
 });
