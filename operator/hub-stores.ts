@@ -43,6 +43,10 @@ export class HubStores {
    * it, say, by Argo CD) still gets the connection it had, so finalizers can clean up.
    */
   async forHub(hub: Hub, options: { orLast?: boolean } = {}): Promise<HubStore> {
+    return (await this.entry(hub, options.orLast === true)).store;
+  }
+
+  private async entry(hub: Hub, orLast: boolean): Promise<Entry> {
     const key = hubKey(hub);
     let url: string;
     try {
@@ -50,7 +54,7 @@ export class HubStores {
     } catch (err) {
       const last = this.urlOfHub.get(key);
       const entry = last === undefined ? undefined : this.byUrl.get(last);
-      if (options.orLast && entry) return entry.store;
+      if (orLast && entry) return entry;
       throw err;
     }
     const previous = this.urlOfHub.get(key);
@@ -63,7 +67,7 @@ export class HubStores {
     }
     entry.hubs.add(key);
     this.urlOfHub.set(key, url);
-    return entry.store;
+    return entry;
   }
 
   /**
@@ -71,13 +75,11 @@ export class HubStores {
    * migrations with a new process); a failed migration is retried on the next call.
    */
   async migrate(hub: Hub): Promise<{ store: HubStore; report: MigrationReport; fresh: boolean }> {
-    const store = await this.forHub(hub);
-    const entry = [...this.byUrl.values()].find((e) => e.store === store);
-    if (!entry) throw new Error('store vanished');
+    const entry = await this.entry(hub, false);
     const fresh = entry.migration === undefined;
-    entry.migration ??= store.migrate();
+    entry.migration ??= entry.store.migrate();
     try {
-      return { store, report: await entry.migration, fresh };
+      return { store: entry.store, report: await entry.migration, fresh };
     } catch (err) {
       entry.migration = undefined;
       const failure = toFailure(err);

@@ -12,6 +12,7 @@ import { hubSelector, renderHub, selectorString } from '../render/hub.js';
 import type { Outcome, ReconcileContext } from './context.js';
 import { toFailure, type ReconcileFailure } from './errors.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from './finalizer.js';
+import { migrateHubDatabase } from './migrate.js';
 import { publishStatus } from './status.js';
 
 export async function reconcileHub(ctx: ReconcileContext, namespace: string, name: string): Promise<Outcome | void> {
@@ -38,10 +39,7 @@ export async function reconcileHub(ctx: ReconcileContext, namespace: string, nam
 
   let failure: ReconcileFailure | undefined;
   try {
-    const { report, fresh } = await ctx.stores.migrate(hub);
-    if (fresh && report.applied.length + report.tenantsUpgraded > 0) {
-      ctx.events.record(hub, 'Normal', 'Migrated', `hub database migrated (versions ${report.applied.join(', ') || 'none'}; ${report.tenantsUpgraded} tenant schemas upgraded)`);
-    }
+    await migrateHubDatabase(ctx, hub);
   } catch (err) {
     failure = toFailure(err);
   }

@@ -7,6 +7,7 @@ import { storeDeletionPolicy, storeTenantSpec } from '../policy/tenant-spec.js';
 import type { Outcome, ReconcileContext } from './context.js';
 import { ReconcileFailure, toFailure } from './errors.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from './finalizer.js';
+import { migrateHubDatabase } from './migrate.js';
 import { publishStatus } from './status.js';
 
 export async function reconcileTenant(ctx: ReconcileContext, namespace: string, name: string): Promise<Outcome | void> {
@@ -42,7 +43,7 @@ async function ensureTenant(ctx: ReconcileContext, tenant: Tenant): Promise<void
   const hub = hubOf(ctx, tenant);
   if (!hub) throw new ReconcileFailure(Reason.HubNotFound, `Hub ${tenant.spec.hubRef.name} not found in namespace ${tenant.metadata.namespace}`);
   // The Hub's reconcile migrates too; a Tenant may get here first.
-  const { store } = await ctx.stores.migrate(hub);
+  const store = await migrateHubDatabase(ctx, hub);
   const { tenant: row, created, changed } = await store.ensureTenant(id, storeTenantSpec(tenant.spec));
   if (created) ctx.events.record(tenant, 'Normal', 'TenantCreated', `tenant ${id} and its schema ${row.schemaName} created in the hub database`);
   else if (changed) ctx.events.record(tenant, 'Normal', 'TenantUpdated', `tenant ${id} updated in the hub database (${row.status})`);
