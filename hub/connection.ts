@@ -61,6 +61,8 @@ export class Connection implements RegisteredConnection {
   private cursorWanted = 0;
   private cursorWriting = false;
   private framesSeq = 0;
+  /** Counted in the active-connections gauge (and holding a location claim). */
+  private counted = false;
   private resolveClosed: () => void = () => undefined;
   /** Resolves when the socket has closed (handshake done or dropped). */
   readonly whenClosed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
@@ -140,6 +142,7 @@ export class Connection implements RegisteredConnection {
       if (this.closed) return;
       const replaced = ctx.registry.add(this);
       ctx.metrics.connectionsActive.inc({ tenant: this.tenantId });
+      this.counted = true;
       if (replaced) replaced.close(CLOSE.replaced);
       if (claim.previous && claim.previous.server !== ctx.instanceId) {
         void ctx.fanout.kick(claim.previous.server, this.tenantId, this.branchId, claim.previous.gen);
@@ -454,14 +457,17 @@ export class Connection implements RegisteredConnection {
 
   private onClose(code: number): void {
     const { ctx } = this;
-    const wasRegistered = ctx.registry.remove(this);
+    ctx.registry.remove(this);
     this.closed = true;
     this.delivery.stop();
     this.snapshot?.abort('connection closed');
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     ctx.metrics.connectionsClosed.inc({ code: String(code) });
-    if (wasRegistered) {
+    if (this.counted) {
+      // Also for a replaced connection, which is no longer in the registry.
+      this.counted = false;
       ctx.metrics.connectionsActive.dec({ tenant: this.tenantId });
+      // Removes the location only if it is still this connection's generation.
       void ctx.engine.release(this.tenantId, this.branchId, this.gen).catch(() => undefined);
       void ctx.store.touchLastSeen(this.tenantId, this.branchId).catch(() => undefined);
     }

@@ -140,6 +140,8 @@ describe('relay on one instance', () => {
     expect((await first.closed).code).toBe(4009);
     expect(second.closedWith).toBeUndefined();
     await second.close();
+    // The gauge counts each open connection once, replaced ones included.
+    await expect.poll(async () => /hub_broker_connections_active\{tenant="acme"[^}]*\} (\d+)/.exec(await (await fetch(`${app.url}/metrics`)).text())?.[1]).toBe('0');
   });
 
   it('answers /health, /ready and /metrics', async () => {
