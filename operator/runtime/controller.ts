@@ -107,6 +107,11 @@ export class Controller {
   /** Which keys an informer event makes stale. */
   private route(): void {
     const { hubs, tenants, branches, deployments } = this.caches;
+    for (const inf of [hubs, tenants, branches] as unknown as Informer<KubeObject>[]) {
+      inf.on((type, obj) => {
+        if (type === 'delete') this.ctx.published.delete(obj.metadata.uid ?? '');
+      });
+    }
     const add = (kind: Kind, ns: string | undefined, name: string | undefined) => {
       if (ns !== undefined && name !== undefined) this.queue.add(keyOf(kind, ns, name));
     };
