@@ -38,6 +38,16 @@ export interface Session {
 
 /** Frames waiting to be handled before the socket stops being read. */
 const MAX_QUEUED_FRAMES = 32;
+/** Consecutive batches appended in one transaction (group commit), and their most changes. */
+const GROUP_BATCHES = 16;
+const GROUP_CHANGES = 5000;
+
+type Parsed = { readonly frame: AgentToHub } | { readonly error: HubError; readonly ref: string | undefined };
+type ParsedBatch = { readonly frame: SyncBatch };
+
+function isBatch(p: Parsed | undefined): p is ParsedBatch {
+  return p !== undefined && 'frame' in p && p.frame.type === 'sync.batch';
+}
 
 export class Connection implements RegisteredConnection {
   readonly tenantId: string;
@@ -52,8 +62,9 @@ export class Connection implements RegisteredConnection {
   private readonly codec: Codec;
   private exp: number;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private chain: Promise<void> = Promise.resolve();
-  private queued = 0;
+  /** Frames received, parsed, not yet handled; handled one (or one group of batches) at a time. */
+  private readonly queue: Parsed[] = [];
+  private working = false;
   private violations: BucketState | undefined;
   private view: TenantView | null = null;
   private snapshot: SnapshotSession | undefined;
@@ -226,19 +237,42 @@ export class Connection implements RegisteredConnection {
 
   private onMessage(data: Buffer): void {
     if (this.closed || this.ctx.draining) return;
-    if (++this.queued >= MAX_QUEUED_FRAMES) this.ws.pause();
     // Decoding and validation are CPU work: done on arrival, so they overlap the database
     // round trips of the frame ahead; only the handling itself is kept in order.
-    const parsed = this.parse(data);
-    this.chain = this.chain
-      .then(() => this.ctx.inflight.run(() => this.handle(parsed)))
-      .catch((err: unknown) => this.ctx.logger.error({ err }, 'frame handler failed'))
-      .finally(() => {
-        if (--this.queued < MAX_QUEUED_FRAMES / 2 && this.ws.isPaused) this.ws.resume();
-      });
+    this.queue.push(this.parse(data));
+    if (this.queue.length >= MAX_QUEUED_FRAMES) this.ws.pause();
+    if (!this.working) void this.work();
   }
 
-  private parse(data: Buffer): { frame: AgentToHub } | { error: HubError; ref: string | undefined } {
+  /** Handles queued frames in order; consecutive batches go to the log in one transaction. */
+  private async work(): Promise<void> {
+    this.working = true;
+    try {
+      while (this.queue.length > 0 && !this.closed && !this.ctx.draining) {
+        const first = this.queue.shift() as Parsed;
+        if (isBatch(first)) {
+          const group: ParsedBatch[] = [first];
+          let changes = first.frame.changes.length;
+          while (group.length < GROUP_BATCHES && isBatch(this.queue[0]) && changes + this.queue[0].frame.changes.length <= GROUP_CHANGES) {
+            const next = this.queue.shift() as ParsedBatch;
+            changes += next.frame.changes.length;
+            group.push(next);
+          }
+          await this.ctx.inflight.run(() => this.onBatches(group.map((g) => g.frame))).catch((err: unknown) => {
+            this.ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'batch failed');
+            for (const g of group) this.fail(new HubError('internal', 'internal error; retry later'), g.frame.id);
+          });
+        } else {
+          await this.ctx.inflight.run(() => this.handle(first));
+        }
+        if (this.ws.isPaused && this.queue.length < MAX_QUEUED_FRAMES / 2) this.ws.resume();
+      }
+    } finally {
+      this.working = false;
+    }
+  }
+
+  private parse(data: Buffer): Parsed {
     const decoded = decodeFrame(this.codec, data, this.ctx.config.maxFrameBytes);
     if (!decoded.ok) return { error: fromProtocolError(decoded.error), ref: undefined };
     const parsed = parseAgentFrame(decoded.value);
@@ -251,7 +285,7 @@ export class Connection implements RegisteredConnection {
     return { frame: parsed.value };
   }
 
-  private async handle(parsed: { frame: AgentToHub } | { error: HubError; ref: string | undefined }): Promise<void> {
+  private async handle(parsed: Parsed): Promise<void> {
     if (this.closed) return;
     if ('error' in parsed) return this.fail(parsed.error, parsed.ref);
     const { frame } = parsed;
@@ -267,7 +301,7 @@ export class Connection implements RegisteredConnection {
   private async dispatch(frame: AgentToHub): Promise<void> {
     switch (frame.type) {
       case 'sync.batch':
-        return this.onBatch(frame);
+        return this.onBatches([frame]);
       case 'sync.applied':
         this.delivery.onApplied(frame.offset);
         return;
@@ -304,11 +338,66 @@ export class Connection implements RegisteredConnection {
     throw new HubError('rate_limited', `${r.scope ?? 'branch'} rate limit exceeded; retry in ${r.retryAfterMs} ms`);
   }
 
-  private async onBatch(batch: SyncBatch): Promise<void> {
+  /**
+   * Batches received one after the other: each is rate-limited and admitted on its own (a
+   * refusal answers that batch only), then the admitted ones are appended in one transaction,
+   * acknowledged in order and announced.
+   */
+  private async onBatches(batches: readonly SyncBatch[]): Promise<void> {
     const { ctx } = this;
     const view = await this.currentView();
     if (!view) return;
-    await this.rateLimit(view);
+    const admitted: { batch: SyncBatch; target: string | null }[] = [];
+    for (const batch of batches) {
+      try {
+        await this.rateLimit(view);
+        admitted.push({ batch, target: await this.admit(batch, view) });
+      } catch (err) {
+        if (!(err instanceof HubError)) throw err;
+        this.fail(err, batch.id);
+      }
+    }
+    if (admitted.length === 0) return;
+    const started = performance.now();
+    let results: log.AppendResult[];
+    try {
+      results = await log.appendMany(
+        ctx.pool,
+        this.tenantId,
+        view.schema,
+        this.branchId,
+        admitted.map((a) => ({ changes: a.batch.changes, target: a.target })),
+      );
+    } catch (err) {
+      ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'append failed');
+      for (const a of admitted) this.fail(new HubError('internal', 'append failed; resend later'), a.batch.id);
+      return;
+    }
+    ctx.metrics.appendSeconds.observe((performance.now() - started) / 1000);
+    const at = Date.now();
+    for (let i = 0; i < admitted.length; i++) {
+      const { batch, target } = admitted[i] as { batch: SyncBatch; target: string | null };
+      const result = results[i] as log.AppendResult;
+      if (result.added.length > 0) ctx.metrics.changesIn.inc({ tenant: this.tenantId }, result.added.length);
+      if (result.duplicates > 0) ctx.metrics.duplicates.inc({ tenant: this.tenantId }, result.duplicates);
+      this.send({ type: 'sync.ack', id: this.nextId('a'), batch_id: batch.batch_id, offsets: result.offsets });
+      if (!result.range) continue;
+      await ctx.fanout.publish({
+        kind: 'entries',
+        tenant: this.tenantId,
+        first: result.range.first,
+        last: result.range.last,
+        origin: this.branchId,
+        target,
+        at,
+        entries: result.added,
+      });
+    }
+  }
+
+  /** The batch's target (null: the whole tenant), or throws the refusal after counting and auditing it. */
+  private async admit(batch: SyncBatch, view: TenantView): Promise<string | null> {
+    const { ctx } = this;
     let admission = admitBatch(this, batch, view, ctx.config.maxChangesPerBatch);
     if (!admission.ok && admission.reason === 'unknown_target') {
       // The target may have been created a moment ago, ahead of its control notification.
@@ -319,23 +408,7 @@ export class Connection implements RegisteredConnection {
       await this.refused(admission.reason, batch);
       throw admission.error;
     }
-    const started = performance.now();
-    const result = await log.append(ctx.pool, this.tenantId, view.schema, this.branchId, batch.changes, admission.target);
-    ctx.metrics.appendSeconds.observe((performance.now() - started) / 1000);
-    if (result.added.length > 0) ctx.metrics.changesIn.inc({ tenant: this.tenantId }, result.added.length);
-    if (result.duplicates > 0) ctx.metrics.duplicates.inc({ tenant: this.tenantId }, result.duplicates);
-    this.send({ type: 'sync.ack', id: this.nextId('a'), batch_id: batch.batch_id, offsets: result.offsets });
-    if (!result.range) return;
-    await ctx.fanout.publish({
-      kind: 'entries',
-      tenant: this.tenantId,
-      first: result.range.first,
-      last: result.range.last,
-      origin: this.branchId,
-      target: admission.target,
-      at: Date.now(),
-      entries: result.added,
-    });
+    return admission.target;
   }
 
   /** Counts and audits a refused batch; a `to` naming another tenant's branch is recorded as such. */

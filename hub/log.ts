@@ -29,6 +29,12 @@ function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
+export interface BatchToAppend {
+  readonly changes: readonly Change[];
+  /** One target branch, or null for the whole tenant. */
+  readonly target: string | null;
+}
+
 /**
  * Appends a batch in one transaction under the tenant's advisory lock. Holding the lock while
  * taking offsets makes them commit in order, so a reader that sees offset n sees every offset
@@ -46,46 +52,30 @@ export async function append(
   changes: readonly Change[],
   target: string | null,
 ): Promise<AppendResult> {
+  const [result] = await appendMany(pool, tenantId, schema, origin, [{ changes, target }]);
+  return result as AppendResult;
+}
+
+/**
+ * Appends several batches of one origin in one transaction (group commit: one lock, one
+ * commit), in order; each batch gets its own contiguous range of offsets. All or none.
+ */
+export async function appendMany(
+  pool: pg.Pool,
+  tenantId: string,
+  schema: string,
+  origin: string,
+  batches: readonly BatchToAppend[],
+): Promise<AppendResult[]> {
   const s = quoteIdent(schema);
   const client = await pool.connect();
   try {
     await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${literal(appendLockKey(tenantId))}, 7316))`);
     try {
-      const n = changes.length;
-      const inserted = await client.query<{ pos: string; origin_seq: string; last: string }>(
-        `WITH r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last)
-         INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
-         SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, $3, x.e
-           FROM r, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)
-         ON CONFLICT (origin, origin_seq) DO NOTHING
-         RETURNING pos, origin_seq, (SELECT last FROM r) AS last`,
-        [n, origin, target, JSON.stringify(changes)],
-      );
-      const offsetOf = new Map<number, number>();
-      for (const r of inserted.rows) offsetOf.set(Number(r.origin_seq), Number(r.pos));
-      const added: LogEntry[] = [];
-      const bySeq = new Map<number, Change>();
-      for (const c of changes) if (!bySeq.has(c.seq)) bySeq.set(c.seq, c);
-      for (const [seq, pos] of offsetOf) added.push([pos, bySeq.get(seq) as Change]);
-      added.sort((a, b) => a[0] - b[0]);
-      let duplicates = 0;
-      if (inserted.rows.length < n) {
-        const missing = changes.filter((c) => !offsetOf.has(c.seq)).map((c) => c.seq);
-        const existing = await client.query<{ origin_seq: string; pos: string }>(
-          `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
-          [origin, missing],
-        );
-        for (const r of existing.rows) if (!offsetOf.has(Number(r.origin_seq))) offsetOf.set(Number(r.origin_seq), Number(r.pos));
-        duplicates = n - added.length;
-      }
+      const results: AppendResult[] = [];
+      for (const b of batches) results.push(await insertBatch(client, s, origin, b.changes, b.target));
       await client.query('COMMIT');
-      const reservedLast = Number(inserted.rows[0]?.last ?? 0);
-      return {
-        offsets: changes.map((c) => offsetOf.get(c.seq) as number),
-        added,
-        duplicates,
-        range: added.length > 0 ? { first: reservedLast - n + 1, last: reservedLast } : null,
-      };
+      return results;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -93,6 +83,49 @@ export async function append(
   } finally {
     client.release();
   }
+}
+
+async function insertBatch(
+  client: pg.PoolClient,
+  s: string,
+  origin: string,
+  changes: readonly Change[],
+  target: string | null,
+): Promise<AppendResult> {
+  const n = changes.length;
+  const inserted = await client.query<{ pos: string; origin_seq: string; last: string }>(
+    `WITH r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last)
+     INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
+     SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, $3, x.e
+       FROM r, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)
+     ON CONFLICT (origin, origin_seq) DO NOTHING
+     RETURNING pos, origin_seq, (SELECT last FROM r) AS last`,
+    [n, origin, target, JSON.stringify(changes)],
+  );
+  const offsetOf = new Map<number, number>();
+  for (const r of inserted.rows) offsetOf.set(Number(r.origin_seq), Number(r.pos));
+  const bySeq = new Map<number, Change>();
+  for (const c of changes) if (!bySeq.has(c.seq)) bySeq.set(c.seq, c);
+  const added: LogEntry[] = [];
+  for (const [seq, pos] of offsetOf) added.push([pos, bySeq.get(seq) as Change]);
+  added.sort((a, b) => a[0] - b[0]);
+  let duplicates = 0;
+  if (inserted.rows.length < n) {
+    const missing = changes.filter((c) => !offsetOf.has(c.seq)).map((c) => c.seq);
+    const existing = await client.query<{ origin_seq: string; pos: string }>(
+      `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
+      [origin, missing],
+    );
+    for (const r of existing.rows) if (!offsetOf.has(Number(r.origin_seq))) offsetOf.set(Number(r.origin_seq), Number(r.pos));
+    duplicates = n - added.length;
+  }
+  const reservedLast = Number(inserted.rows[0]?.last ?? 0);
+  return {
+    offsets: changes.map((c) => offsetOf.get(c.seq) as number),
+    added,
+    duplicates,
+    range: added.length > 0 ? { first: reservedLast - n + 1, last: reservedLast } : null,
+  };
 }
 
 // ---------------------------------------------------------------- reading

@@ -125,12 +125,17 @@ describe('relay on one instance', () => {
     await a.close();
   });
 
-  it('refuses changes whose origin is not the sending branch', async () => {
+  it('refuses changes whose origin is not the sending branch, and text that cannot be stored', async () => {
     const a = await open('acme', 'a');
     a.send({ type: 'sync.batch', id: 'f1', batch_id: 'forged', changes: [change('b', 99_999)] });
     expect(await a.next('error', (e) => e.ref === 'f1')).toMatchObject({ code: 'forged_origin' });
     const { rows } = await app.ctx.pool.query(`SELECT 1 FROM tenant_acme.log WHERE origin = 'b' AND origin_seq = 99999`);
     expect(rows).toEqual([]);
+    // Text PostgreSQL cannot store is refused before it reaches the log.
+    a.send({ type: 'sync.batch', id: 'n1', batch_id: 'nul', changes: [change('a', 99_998, { row: { id: '1', name: 'x\u0000y' } })] });
+    expect(await a.next('error', (e) => e.ref === 'n1')).toMatchObject({ code: 'invalid_frame' });
+    const nul = await app.ctx.pool.query(`SELECT 1 FROM tenant_acme.log WHERE origin = 'a' AND origin_seq = 99998`);
+    expect(nul.rows).toEqual([]);
     await a.close();
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TenantView } from './directory.js';
-import { admitBatch, conflictRecipient, receives, serversToNotify, unstorablePath } from './routing.js';
+import { admitBatch, conflictRecipient, receives, serversToNotify } from './routing.js';
 import { change } from './testing/harness.js';
 
 const tenant: TenantView = {
@@ -24,7 +24,7 @@ describe('routing', () => {
     expect(admitBatch(sender, batch({ to: 'b' }), tenant, 10)).toEqual({ ok: true, target: 'b' });
   });
 
-  it('refuses forged origins, too many changes, unknown or own targets and unstorable text', () => {
+  it('refuses forged origins, too many changes, unknown or own targets', () => {
     const reason = (b: object, max = 10) => {
       const r = admitBatch(sender, batch(b), tenant, max);
       return r.ok ? 'ok' : `${r.reason}/${r.error.code}`;
@@ -33,13 +33,6 @@ describe('routing', () => {
     expect(reason({ changes: [change('a', 1), change('a', 2)] }, 1)).toBe('batch_too_large/batch_too_large');
     expect(reason({ to: 'elsewhere' })).toBe('unknown_target/unknown_target');
     expect(reason({ to: 'a' })).toBe('self_target/forbidden_target');
-    expect(reason({ changes: [change('a', 1, { row: { id: 'x\u0000y' } })] })).toBe('unstorable/invalid_frame');
-  });
-
-  it('finds text PostgreSQL cannot store, in keys and values', () => {
-    expect(unstorablePath({ a: ['ok', { b: '\ud800' }] })).toBe('.a.1.b');
-    expect(unstorablePath({ ['k\u0000']: 1 })).toBe('.<key>');
-    expect(unstorablePath({ a: '😀' })).toBeNull();
   });
 
   it('sends entries to every other branch, or to the target only', () => {

@@ -13,35 +13,11 @@ export interface Sender {
 }
 
 /** Why a frame was refused, for metrics and the audit log. `cross_tenant` is reported as `unknown_target`. */
-export type RefusalReason = 'batch_too_large' | 'forged_origin' | 'unstorable' | 'self_target' | 'unknown_target';
+export type RefusalReason = 'batch_too_large' | 'forged_origin' | 'self_target' | 'unknown_target';
 
 export type Admission =
   | { readonly ok: true; readonly target: string | null }
   | { readonly ok: false; readonly reason: RefusalReason; readonly error: HubError };
-
-// PostgreSQL's jsonb cannot hold U+0000, and JSON text with a lone surrogate is rejected.
-// eslint-disable-next-line no-control-regex
-const UNSTORABLE = /\u0000|\p{Surrogate}/u;
-
-/** The first string (key or value) in `v` that PostgreSQL's jsonb cannot store, as a path. */
-export function unstorablePath(v: unknown, path = ''): string | null {
-  if (typeof v === 'string') return UNSTORABLE.test(v) ? path || '.' : null;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = unstorablePath(v[i], `${path}.${i}`);
-      if (p !== null) return p;
-    }
-    return null;
-  }
-  if (v !== null && typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (UNSTORABLE.test(k)) return `${path}.<key>`;
-      const p = unstorablePath(x, `${path}.${k.slice(0, 40)}`);
-      if (p !== null) return p;
-    }
-  }
-  return null;
-}
 
 function refuse(reason: RefusalReason, error: HubError): Admission {
   return { ok: false, reason, error };
@@ -49,9 +25,10 @@ function refuse(reason: RefusalReason, error: HubError): Admission {
 
 /**
  * Whether a batch from `sender` may be appended: not too many changes, every change from the
- * sender itself (no forged origins), storable, and a `to` naming another branch of the
+ * sender itself (no forged origins), and a `to` naming another branch of the
  * sender's own tenant. `to` is looked up in the sender's tenant only, so another tenant's
- * branch is simply unknown here.
+ * branch is simply unknown here. (Text PostgreSQL cannot store, NUL and lone surrogates, is
+ * refused by the protocol's validation before a frame gets here.)
  */
 export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView, maxChanges: number): Admission {
   if (batch.changes.length > maxChanges) {
@@ -62,10 +39,6 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
     if (c.origin !== sender.branchId) {
       return refuse('forged_origin', new HubError('forged_origin', `changes.${i}.origin: must be the sending branch (${sender.branchId})`));
     }
-  }
-  const bad = unstorablePath(batch.changes);
-  if (bad !== null) {
-    return refuse('unstorable', new HubError('invalid_frame', `changes${bad}: NUL characters and lone surrogates cannot be stored`));
   }
   if (batch.to === undefined) return { ok: true, target: null };
   if (batch.to === sender.branchId) {
