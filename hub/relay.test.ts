@@ -92,6 +92,20 @@ describe('relay on one instance', () => {
     await again.close();
   });
 
+  it('appends pipelined batches in the order sent, each with its own contiguous offsets', async () => {
+    const a = await open('acme', 'a');
+    const b = await open('acme', 'b');
+    a.nextSeq = 50_000;
+    const sent = Array.from({ length: 20 }, () => a.sendChanges('a', 7).batchId);
+    const acks = await Promise.all(sent.map((id) => a.next('sync.ack', (f) => f.batch_id === id)));
+    const offsets = acks.flatMap((x) => x.offsets);
+    for (const ack of acks) expect(ack.offsets).toEqual(Array.from({ length: 7 }, (_, i) => (ack.offsets[0] as number) + i));
+    expect([...offsets].sort((x, y) => x - y)).toEqual(offsets);
+    await expect.poll(() => b.delivered().filter((e) => e[0] >= (offsets[0] as number)).map((e) => e[0])).toEqual(offsets);
+    await a.close();
+    await b.close();
+  });
+
   it('sends a batch with `to` to that branch only', async () => {
     const a = await open('acme', 'a');
     const b = await open('acme', 'b');
