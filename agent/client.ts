@@ -32,6 +32,7 @@ import type { Outbox } from './outbox.js';
 import { markReported, unreported, type PendingReport } from './reports.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
 import { requestToken, TokenError, type TokenGrant } from './token.js';
+import { WakeFlag } from './wake.js';
 
 export interface HubClientDeps {
   readonly config: AgentConfig;
@@ -67,8 +68,11 @@ export class HubClient {
   private conn: Connection | undefined;
   private wakeSleep: (() => void) | undefined;
   private running: Promise<void> | undefined;
+  /** @internal shared by the connections */
+  readonly wakeFlag: WakeFlag;
 
   constructor(private readonly deps: HubClientDeps) {
+    this.wakeFlag = new WakeFlag(deps.pool);
     const c = deps.config;
     this.endpoints = hubEndpoints(c.hubUrl, c.allowInsecure);
     this.ca = trustedCas(c.caFile);
@@ -285,6 +289,8 @@ class Connection {
       this.snapshot.abandon();
     }
     this.inflight.clear();
+    // Nobody sends until the next connection: writers need not NOTIFY meanwhile.
+    void this.client.wakeFlag.set(false).catch(() => this.client.wakeFlag.reset());
     const action = this.closing ?? closeAction(code);
     if (this.greeted) this.log.info({ code, reason }, 'disconnected from the hub');
     // The inbound queue may still be applying: report closed only once it is done.
@@ -560,6 +566,7 @@ class Connection {
     this.pumping = true;
     void this.fill()
       .catch((err: unknown) => {
+        this.client.wakeFlag.reset();
         this.log.warn({ err }, 'reading the outbox failed; retrying at the next poll');
       })
       .finally(() => {
@@ -575,10 +582,19 @@ class Connection {
     const { outbox, config, metrics } = this.deps;
     const limits = this.hello?.limits;
     if (!limits) return;
+    const wake = this.client.wakeFlag;
     while (this.ws.readyState === WebSocket.OPEN && !this.shuttingDown && this.inflight.size < config.maxInFlightBatches) {
       const maxPerBatch = Math.min(limits.max_changes_per_batch, this.batchCap < config.batchSize ? this.batchCap : Infinity);
-      const batch = await outbox.next({ batchSize: this.batchCap, maxPerBatch, exclude: this.inflight.seqs() });
-      if (!batch || batch.changes.length === 0) break;
+      const read = () => outbox.next({ batchSize: this.batchCap, maxPerBatch, exclude: this.inflight.seqs() });
+      let batch = await read();
+      if (!batch) {
+        // Nothing to send: ask writers to NOTIFY, then look once more for a write that came in
+        // before they could see the flag.
+        await wake.set(true);
+        batch = await read();
+        if (!batch) break;
+      }
+      await wake.set(false);
       const id = this.nextId('b');
       const batchId = `${config.branchId}-${process.pid}-${Date.now().toString(36)}-${id}`;
       const data = this.codec.encode({ type: 'sync.batch', id, batch_id: batchId, changes: [...batch.changes] });

@@ -90,6 +90,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       if (poll) clearInterval(poll);
       await listener?.stop();
       await client.stop();
+      await client.wakeFlag.set(false).catch(() => undefined);
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
       await pool.end();
       log.info('agent stopped');

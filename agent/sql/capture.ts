@@ -44,9 +44,12 @@ function recordChange(tbl: string, branch: string, op: 'insert' | 'update' | 'de
             origin = excluded.origin,
             deleted = excluded.deleted
       RETURNING rv.vv, rv.hlc
+    ),
+    logged AS (
+      INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
+      SELECT pg_current_xact_id(), ${tbl}, '${op}', k, ${op === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v
     )
-    INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
-    SELECT pg_current_xact_id(), ${tbl}, '${op}', k, ${op === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v;`;
+    SELECT w.waiting INTO asleep FROM hubsync.wake w;`;
 }
 
 export interface CaptureSql {
@@ -74,6 +77,7 @@ AS $hubsync$
 DECLARE
   k jsonb;
   r jsonb;
+  asleep boolean;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
   IF current_setting('hubsync.applying', true) = 'on' THEN RETURN NULL; END IF;
@@ -99,7 +103,9 @@ BEGIN
     k := ${jsonbOf('OLD', t.pk)};
     ${recordChange(tbl, branch, 'delete')}
   END IF;
-  PERFORM pg_notify('hubsync', '');
+  -- NOTIFY only while the agent sleeps: a notifying commit takes a server-wide lock, so
+  -- notifying on every write would serialise the commits of all writers.
+  IF asleep THEN PERFORM pg_notify('hubsync', ''); END IF;
   RETURN NULL;
 END
 $hubsync$;

@@ -19,6 +19,13 @@ CREATE TABLE IF NOT EXISTS hubsync.meta (
   installed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The agent sets waiting while it has nothing to send; capture triggers NOTIFY only then.
+CREATE TABLE IF NOT EXISTS hubsync.wake (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  waiting boolean NOT NULL DEFAULT false
+);
+INSERT INTO hubsync.wake DEFAULT VALUES ON CONFLICT DO NOTHING;
+
 CREATE TABLE IF NOT EXISTS hubsync.tables (
   tbl text PRIMARY KEY,
   columns jsonb NOT NULL,

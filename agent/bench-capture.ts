@@ -1,0 +1,136 @@
+/**
+ * Capture overhead: single-row INSERT and UPDATE transactions per second on a table with and
+ * without the capture triggers, same database, same run, pgbench with 4 clients. Rounds
+ * alternate between the two tables so background load hits both alike; the median is reported.
+ *
+ *   npx tsx agent/bench-capture.ts [--seconds 5] [--rounds 5] [--clients 4] [--admin-url postgres://…/postgres]
+ *
+ * Needs `pgbench` on PATH. Not a test: prints a table and the overhead per workload.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { install } from './install.js';
+
+interface Options {
+  seconds: number;
+  rounds: number;
+  clients: number;
+  adminUrl: string;
+  rows: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { seconds: 5, rounds: 5, clients: 4, adminUrl: process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', rows: 100_000 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [k, v] = [argv[i], argv[i + 1] ?? ''];
+    if (k === '--seconds') o.seconds = Number(v);
+    else if (k === '--rounds') o.rounds = Number(v);
+    else if (k === '--clients') o.clients = Number(v);
+    else if (k === '--admin-url') o.adminUrl = v;
+    else if (k === '--rows') o.rows = Number(v);
+    else throw new Error(`unknown option ${k}`);
+  }
+  return o;
+}
+
+const TABLE = (name: string) =>
+  `CREATE TABLE public.${name} (id bigint PRIMARY KEY, name text NOT NULL, qty int NOT NULL, price numeric(10,2), updated timestamptz NOT NULL DEFAULT now())`;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function pgbench(url: URL, script: string, o: Options): number {
+  const r = spawnSync(
+    'pgbench',
+    ['-n', '-c', String(o.clients), '-j', String(Math.min(o.clients, 2)), '-T', String(o.seconds), '-f', script, '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'), url.pathname.slice(1)],
+    { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } },
+  );
+  const m = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  if (!m) throw new Error(`pgbench failed: ${r.stderr || r.stdout}`);
+  return Number(m[1]);
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const name = `hbt_${Date.now().toString(36)}_bench_capture`;
+  const admin = new pg.Client({ connectionString: o.adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  const url = new URL(o.adminUrl);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+  pool.on('error', () => undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-capture-'));
+  try {
+    await pool.query(`${TABLE('plain')}; ${TABLE('synced')}`);
+    await install(pool, { tenantId: 'bench', branchId: 'bench-1', tables: [{ name: 'public.synced' }] });
+    const preload = (t: string) =>
+      `INSERT INTO ${t} SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(1, ${o.rows}) g`;
+    await pool.query(preload('plain'));
+    await pool.query(preload('synced'));
+    await pool.query(`DELETE FROM hubsync.change_log`);
+    await pool.query(`VACUUM ANALYZE`);
+
+    const scripts: Record<string, string> = {};
+    for (const t of ['plain', 'synced']) {
+      scripts[`insert:${t}`] = join(dir, `insert-${t}.sql`);
+      writeFileSync(
+        scripts[`insert:${t}`] as string,
+        `\\set id random(${o.rows + 1}, 9000000000000)\nINSERT INTO ${t} (id, name, qty, price) VALUES (:id, 'new item', 1, 9.99);\n`,
+      );
+      scripts[`update:${t}`] = join(dir, `update-${t}.sql`);
+      writeFileSync(
+        scripts[`update:${t}`] as string,
+        `\\set id random(1, ${o.rows})\nUPDATE ${t} SET qty = qty + 1, updated = now() WHERE id = :id;\n`,
+      );
+    }
+    // Rounds run plain and synced back to back (order alternating), so each pair sees the same
+    // background load; the overhead is the median of the pairs' ratios.
+    const results: Record<string, number[]> = {};
+    const ratios: Record<string, number[]> = {};
+    for (let round = 0; round < o.rounds; round++) {
+      for (const workload of ['insert', 'update']) {
+        const variants = ['plain', 'synced', 'notify'];
+        const order = round % 2 === 0 ? variants : [...variants].reverse();
+        const tps: Record<string, number> = {};
+        for (const v of order) {
+          const t = v === 'plain' ? 'plain' : 'synced';
+          // `notify`: the agent sleeps, so every write NOTIFYs (the worst case for capture).
+          await pool.query(`UPDATE hubsync.wake SET waiting = $1`, [v === 'notify']);
+          // The agent keeps the outbox short; do the same between runs.
+          await pool.query(`DELETE FROM hubsync.change_log`);
+          tps[v] = pgbench(url, scripts[`${workload}:${t}`] as string, o);
+          (results[`${workload}:${v}`] ??= []).push(tps[v] as number);
+        }
+        for (const v of ['synced', 'notify']) (ratios[`${workload}:${v}`] ??= []).push((tps[v] as number) / (tps.plain as number));
+        console.error(`round ${round + 1} ${workload}: ${variants.map((v) => `${v} ${(tps[v] ?? 0).toFixed(0)}`).join(', ')} tps`);
+      }
+    }
+    console.log(`\nCapture overhead, pgbench ${o.clients} clients, single-row transactions, ${o.seconds} s runs × ${o.rounds} rounds`);
+    console.log('workload  without triggers  with triggers  overhead  with NOTIFY on every write  overhead');
+    const pct = (ratio: number) => `${((1 - ratio) * 100).toFixed(1).padStart(7)} %`;
+    for (const w of ['insert', 'update']) {
+      console.log(
+        `${w.padEnd(8)}  ${median(results[`${w}:plain`] ?? []).toFixed(0).padStart(16)}  ${median(results[`${w}:synced`] ?? []).toFixed(0).padStart(13)}  ` +
+          `${pct(median(ratios[`${w}:synced`] ?? []))}  ${median(results[`${w}:notify`] ?? []).toFixed(0).padStart(26)}  ${pct(median(ratios[`${w}:notify`] ?? []))}`,
+      );
+    }
+    console.log('(tps: medians; overhead: median over rounds of 1 − with/without, measured back to back)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await pool.end();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
