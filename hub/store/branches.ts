@@ -177,6 +177,12 @@ export async function deleteBranch(pool: pg.Pool, tenantId: string, id: string, 
 export interface RotateOptions {
   /** How long the previous key keeps working; 0 revokes it at once. */
   readonly graceSeconds: number;
+  /**
+   * The new key, when the caller generated it (with `generateApiKey`) and stored it first, e.g. the
+   * operator writing the branch's Secret before the hub accepts the key, so a crash in between
+   * loses nothing. Generated here when absent.
+   */
+  readonly apiKey?: string;
   readonly argon2: Argon2Params;
   readonly source?: string;
 }
@@ -188,7 +194,8 @@ export async function rotateKey(
   id: string,
   options: RotateOptions,
 ): Promise<{ apiKey: string; branch: Branch }> {
-  const apiKey = generateApiKey();
+  const apiKey = options.apiKey ?? generateApiKey();
+  if (!/^[A-Za-z0-9_-]{43,}$/.test(apiKey)) throw new StoreError('invalid', 'an API key must be at least 32 random bytes, base64url');
   const hash = await hashApiKey(apiKey, options.argon2);
   return withTransaction(pool, async (c) => {
     const { rows } = await c.query<BranchRow>(

@@ -13,7 +13,8 @@ export { StoreError, type StoreErrorCode } from './errors.js';
 export { createPool, withTransaction, quoteIdent, type Queryable } from './db.js';
 export { DEFAULT_ARGON2, generateApiKey, type Argon2Params } from './api-keys.js';
 export { CONTROL_CHANNEL, parseControlEvent, type ControlEvent } from './control.js';
-export { tenantSchemaName, TENANT_SCHEMA_VERSION, type MigrationReport } from './migrations.js';
+export { tenantSchemaName, TENANT_SCHEMA_VERSION, GLOBAL_SCHEMA_VERSION, type MigrationReport } from './migrations.js';
+export { MAX_TENANT_ID } from './tenants.js';
 export type { Tenant, TenantSpec, TenantStatus, DeletionPolicy, RateLimit, DeleteTenantResult } from './tenants.js';
 export type { Branch, BranchStatus, KeyCheck } from './branches.js';
 export type { AuditEntry, AuditRecord, AuditQuery } from './audit.js';
@@ -92,8 +93,14 @@ export class HubStore {
   deleteBranch(tenantId: string, id: string) {
     return branches.deleteBranch(this.pool, tenantId, id, this.source);
   }
-  rotateKey(tenantId: string, id: string, graceSeconds: number) {
-    return branches.rotateKey(this.pool, tenantId, id, { graceSeconds, argon2: this.argon2, source: this.source });
+  /** `apiKey`: a key the caller generated and already stored; generated here when absent. */
+  rotateKey(tenantId: string, id: string, graceSeconds: number, apiKey?: string) {
+    return branches.rotateKey(this.pool, tenantId, id, {
+      graceSeconds,
+      argon2: this.argon2,
+      source: this.source,
+      ...(apiKey === undefined ? {} : { apiKey }),
+    });
   }
   revokeKeys(tenantId: string, id: string) {
     return branches.revokeKeys(this.pool, tenantId, id, this.source);

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../test/support/pg.js';
-import { CONTROL_CHANNEL, createPool, HubStore, parseControlEvent, StoreError, type ControlEvent } from './index.js';
+import { CONTROL_CHANNEL, createPool, generateApiKey, HubStore, parseControlEvent, StoreError, type ControlEvent } from './index.js';
 
 // Cheap argon2 for tests; production defaults are in api-keys.ts.
 const argon2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
@@ -43,7 +43,8 @@ describe('hub store', () => {
   });
 
   it('refuses ids that are not DNS-1123 labels', async () => {
-    for (const bad of ['Acme', 'a_b', '-a', 'a'.repeat(64), 'x"; drop schema hub; --']) {
+    // 57 characters would make `tenant_<id>` longer than PostgreSQL's 63-byte identifiers.
+    for (const bad of ['Acme', 'a_b', '-a', 'a'.repeat(57), 'x"; drop schema hub; --']) {
       await expect(store.createTenant(bad)).rejects.toBeInstanceOf(StoreError);
     }
   });
@@ -123,6 +124,15 @@ describe('hub store', () => {
       await pool.query(`UPDATE hub.branches SET prev_key_expires_at = now() - interval '1 second' WHERE id = 'store-3'`);
       expect(await store.verifyBranchKey('keys', 'store-3', oldKey as string)).toEqual({ ok: false, reason: 'wrong_key' });
       expect((await store.verifyBranchKey('keys', 'store-3', newKey)).ok).toBe(true);
+    });
+
+    it('rotates to a key the caller generated and stored first', async () => {
+      await store.createBranch('keys', 'store-5');
+      const mine = generateApiKey();
+      const { apiKey } = await store.rotateKey('keys', 'store-5', 60, mine);
+      expect(apiKey).toBe(mine);
+      expect((await store.verifyBranchKey('keys', 'store-5', mine)).ok).toBe(true);
+      await expect(store.rotateKey('keys', 'store-5', 60, 'short')).rejects.toMatchObject({ code: 'invalid' });
     });
 
     it('revokes the old key at once when rotating without grace, and every key on revoke', async () => {

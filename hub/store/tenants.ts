@@ -41,9 +41,12 @@ export interface TenantSpec {
 
 const ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-export function assertResourceId(kind: string, id: string): void {
-  if (id.length > 63 || !ID.test(id)) {
-    throw new StoreError('invalid', `${kind} id "${id.slice(0, 70)}" must be a DNS-1123 label (lowercase letters, digits, "-", at most 63)`);
+/** Tenant ids stop at 56 so that `tenant_<id>` fits PostgreSQL's 63-byte identifiers (longer ones are silently cut). */
+export const MAX_TENANT_ID = 56;
+
+export function assertResourceId(kind: string, id: string, max = 63): void {
+  if (id.length > max || !ID.test(id)) {
+    throw new StoreError('invalid', `${kind} id "${id.slice(0, 70)}" must be a DNS-1123 label (lowercase letters, digits, "-", at most ${max})`);
   }
 }
 
@@ -149,7 +152,7 @@ async function schemaExists(q: Queryable, schema: string): Promise<boolean> {
 
 /** Creates a tenant and its schema. A schema retained from a deleted tenant of the same id is reused. */
 export async function createTenant(pool: pg.Pool, id: string, spec: TenantSpec = {}, source = 'admin'): Promise<Tenant> {
-  assertResourceId('tenant', id);
+  assertResourceId('tenant', id, MAX_TENANT_ID);
   validateSpec(spec);
   return withTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))', [`hub-broker:tenant:${id}`]);
