@@ -137,6 +137,11 @@ export const LABEL = {
 export const ANNOTATION = {
   /** On a credentials Secret: the `spec.credentials.rotate` value its key was issued for. */
   rotate: 'hubbroker.io/rotate',
+  /**
+   * On a credentials Secret: its key was written before the hub database accepted it (a rotation in
+   * progress). An operator that finds it finishes the rotation with that key instead of a new one.
+   */
+  pendingKey: 'hubbroker.io/key-pending',
   /** On hub pods: a digest of the ConfigMap, so a configuration change rolls them. */
   configHash: 'hubbroker.io/config-hash',
 } as const;

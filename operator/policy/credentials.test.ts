@@ -35,6 +35,16 @@ describe('decideKey', () => {
     expect(decideKey(input({ secret: { apiKey: '', rotate: '' } }))).toEqual({ kind: 'rotate', graceSeconds: 60, why: 'secret-lost' });
   });
 
+  it('finishes a rotation that stopped after the Secret was written, with the key in the Secret', () => {
+    expect(decideKey(input({ secret: { apiKey: 'new', rotate: 'r2', pending: true }, rotate: 'r2' }))).toEqual({
+      kind: 'finish-rotation',
+      apiKey: 'new',
+      graceSeconds: 60,
+    });
+    // A user changing rotate again meanwhile still finishes first; the next reconcile rotates again.
+    expect(decideKey(input({ secret: { apiKey: 'new', rotate: 'r2', pending: true }, rotate: 'r3' }))).toMatchObject({ kind: 'finish-rotation' });
+  });
+
   it('respects a revocation made outside the operator until a rotation is asked for', () => {
     expect(decideKey(input({ row: { hasKey: false } }))).toEqual({ kind: 'revoked' });
     expect(decideKey(input({ row: { hasKey: false }, rotate: 'again' }))).toMatchObject({ kind: 'rotate', why: 'requested' });

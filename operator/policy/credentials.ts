@@ -8,7 +8,12 @@ export interface KeyInput {
   /** The branch row in the hub database; null when there is none. */
   readonly row: { readonly hasKey: boolean } | null;
   /** The credentials Secret, read live; null when it does not exist. */
-  readonly secret: { readonly apiKey: string | undefined; readonly rotate: string | undefined } | null;
+  readonly secret: {
+    readonly apiKey: string | undefined;
+    readonly rotate: string | undefined;
+    /** The key was written to the Secret before the hub database accepted it. */
+    readonly pending?: boolean;
+  } | null;
   /** spec.credentials.rotate ('' when unset). */
   readonly rotate: string;
   readonly graceSeconds: number;
@@ -18,6 +23,8 @@ export type KeyAction =
   | { readonly kind: 'create' }
   | { readonly kind: 'rotate'; readonly graceSeconds: number; readonly why: 'requested' | 'secret-lost' }
   | { readonly kind: 'keep'; readonly apiKey: string }
+  /** A rotation stopped between writing the Secret and the hub database: finish it with the Secret's key. */
+  | { readonly kind: 'finish-rotation'; readonly apiKey: string; readonly graceSeconds: number }
   | { readonly kind: 'revoked' };
 
 export function decideKey(input: KeyInput): KeyAction {
@@ -25,6 +32,7 @@ export function decideKey(input: KeyInput): KeyAction {
   const apiKey = input.secret?.apiKey;
   // Agents still running with the lost key keep working through the grace period.
   if (apiKey === undefined || apiKey === '') return { kind: 'rotate', graceSeconds: input.graceSeconds, why: 'secret-lost' };
+  if (input.secret?.pending) return { kind: 'finish-rotation', apiKey, graceSeconds: input.graceSeconds };
   if ((input.secret?.rotate ?? '') !== input.rotate) return { kind: 'rotate', graceSeconds: input.graceSeconds, why: 'requested' };
   if (!input.row.hasKey) return { kind: 'revoked' };
   return { kind: 'keep', apiKey };

@@ -3,7 +3,7 @@
  * The decisions (when to issue a key) are in policy/credentials.ts; this is the I/O around them.
  */
 import type { V1Secret } from '@kubernetes/client-node';
-import type { Branch as BranchRow, HubStore } from '../../hub/store/index.js';
+import { generateApiKey, type Branch as BranchRow, type HubStore } from '../../hub/store/index.js';
 import { Reason } from '../api/reasons.js';
 import { ANNOTATION, credentialsSecretName, type Branch, type BranchStatus, type Hub, type Tenant } from '../api/v1alpha1.js';
 import { isNotFound } from '../kube/client.js';
@@ -81,7 +81,13 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
   const secret = await ctx.api.find<LiveSecret>(SECRETS, ns, credentialsSecretName(id));
   const action = decideKey({
     row,
-    secret: secret ? { apiKey: secretValue(secret, 'API_KEY'), rotate: secret.metadata.annotations?.[ANNOTATION.rotate] } : null,
+    secret: secret
+      ? {
+          apiKey: secretValue(secret, 'API_KEY'),
+          rotate: secret.metadata.annotations?.[ANNOTATION.rotate],
+          pending: secret.metadata.annotations?.[ANNOTATION.pendingKey] === 'true',
+        }
+      : null,
     rotate,
     graceSeconds: grace,
   });
@@ -97,9 +103,12 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
       break;
     }
     case 'rotate': {
-      const rotated = await store.rotateKey(tenantId, id, action.graceSeconds);
+      // The Secret gets the new key first, marked pending: a crash before the hub database accepts
+      // it leaves the key where the next reconcile finds it, instead of a key nobody holds.
+      apiKey = generateApiKey();
+      await ctx.api.apply(SECRETS, renderCredentials(branch, { hubUrl: hubEndpoint(hub), apiKey, rotate, pending: true }));
+      const rotated = await store.rotateKey(tenantId, id, action.graceSeconds, apiKey);
       row = rotated.branch;
-      apiKey = rotated.apiKey;
       if (action.why === 'requested') {
         ctx.events.record(branch, 'Normal', 'KeyRotated', `new API key issued; the previous one works for ${action.graceSeconds} s more`);
       } else {
@@ -109,6 +118,16 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
     }
     case 'revoked':
       throw new ReconcileFailure(Reason.KeyRevoked, 'the branch’s keys were revoked outside the operator; change spec.credentials.rotate to issue a new one');
+    case 'finish-rotation': {
+      apiKey = action.apiKey;
+      // The hub database may have accepted the key just before the crash: rotating again would
+      // end the grace of the key agents still use.
+      const check = await store.verifyBranchKey(tenantId, id, apiKey);
+      const accepted = check.ok || check.reason === 'suspended';
+      if (!accepted) row = (await store.rotateKey(tenantId, id, action.graceSeconds, apiKey)).branch;
+      ctx.events.record(branch, 'Normal', 'KeyRotated', 'finished an interrupted key rotation with the key already in the Secret');
+      break;
+    }
     case 'keep':
       apiKey = action.apiKey;
       break;
@@ -150,6 +169,7 @@ function secretUpToDate(live: LiveSecret | null, desired: CredentialsSecret): bo
     sub(desired.data, live.data) &&
     sub(desired.metadata.labels, live.metadata.labels) &&
     sub(desired.metadata.annotations, live.metadata.annotations) &&
+    live.metadata.annotations?.[ANNOTATION.pendingKey] === desired.metadata.annotations?.[ANNOTATION.pendingKey] &&
     (live.metadata.ownerReferences ?? []).some((r) => r.uid === owner?.uid && r.controller === true)
   );
 }

@@ -10,6 +10,8 @@ export interface CredentialsInput {
   readonly apiKey: string;
   /** The spec.credentials.rotate value this key answers. */
   readonly rotate: string;
+  /** The hub database does not know this key yet (first half of a rotation). */
+  readonly pending?: boolean;
 }
 
 export type CredentialsSecret = V1Secret & KubeObject & { stringData?: undefined; data: Record<string, string> };
@@ -32,7 +34,7 @@ export function renderCredentials(branch: Branch, input: CredentialsInput): Cred
         [LABEL.tenant]: tenant,
         [LABEL.branch]: name,
       }),
-      annotations: { [ANNOTATION.rotate]: input.rotate },
+      annotations: { [ANNOTATION.rotate]: input.rotate, ...(input.pending ? { [ANNOTATION.pendingKey]: 'true' } : {}) },
       ownerReferences: [controllerRef(branch, 'Branch')],
     },
     // `data` (base64), not stringData: the API server returns `data`, so desired and live compare directly.

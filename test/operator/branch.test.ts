@@ -1,8 +1,10 @@
 /** Branches on a real API server and PostgreSQL: credentials, rotation, suspension, limits, deletion. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Branch, Tenant } from '../../operator/api/v1alpha1.js';
-import { BRANCHES, EVENTS, SECRETS, TENANTS, type KubeObject } from '../../operator/kube/resources.js';
+import { Api, BRANCHES, EVENTS, SECRETS, TENANTS, type KubeObject } from '../../operator/kube/resources.js';
 import type { Operator } from '../../operator/main.js';
+import { generateApiKey } from '../../hub/store/index.js';
+import { renderCredentials } from '../../operator/render/credentials.js';
 import { useTestDatabase } from '../support/pg.js';
 import { skipEnvtest } from '../envtest/binaries.js';
 import { useControlPlane } from '../envtest/harness.js';
@@ -100,6 +102,26 @@ describe.skipIf(skipEnvtest)('Branch', () => {
     expect(await inspect.verifyBranchKey('acme', 'store-1', fresh)).toMatchObject({ ok: true });
     // The operator comes back when the grace period ends and drops it from the status.
     await eventually(async () => expect((await env.cp.admin.get<Branch>(BRANCHES, ns, 'store-1')).status?.previousKeyValidUntil).toBeUndefined(), 10_000);
+    expect(await readSecret(env.cp.admin, ns, 'store-1-credentials')).toMatchObject({ API_KEY: fresh });
+  });
+
+  it('finishes a rotation interrupted between writing the Secret and the hub database', async () => {
+    const old = (await readSecret(env.cp.admin, ns, 'store-1-credentials'))?.API_KEY ?? '';
+    const fresh = generateApiKey();
+    // What an operator that crashed mid-rotation leaves behind: its own apply of the new key, marked pending.
+    const branch = await env.cp.admin.get<Branch>(BRANCHES, ns, 'store-1');
+    const live = await env.cp.admin.get<KubeObject>(SECRETS, ns, 'store-1-credentials');
+    const rotate = live.metadata.annotations?.['hubbroker.io/rotate'] ?? '';
+    const asOperator = new Api(env.cp.admin.client); // the operator's field manager, as its own apply would be
+    await asOperator.apply(SECRETS, renderCredentials(branch, { hubUrl: 'https://hub.example.com', apiKey: fresh, rotate, pending: true }));
+    await reconcileAllAgain(op);
+    await eventually(async () => expect(await inspect.verifyBranchKey('acme', 'store-1', fresh)).toMatchObject({ ok: true }));
+    // Agents still holding the old key keep working through the grace period.
+    expect(await inspect.verifyBranchKey('acme', 'store-1', old)).toMatchObject({ ok: true });
+    await eventually(async () => {
+      const s = await env.cp.admin.get<KubeObject>(SECRETS, ns, 'store-1-credentials');
+      expect(s.metadata.annotations?.['hubbroker.io/key-pending']).toBeUndefined();
+    });
     expect(await readSecret(env.cp.admin, ns, 'store-1-credentials')).toMatchObject({ API_KEY: fresh });
   });
 
