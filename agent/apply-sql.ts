@@ -63,7 +63,7 @@ export function tableStatements(t: TableInfo): TableStatements {
     `WITH cur AS (SELECT ${jsonbOf('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${where} FOR UPDATE OF b)
      SELECT k.pk, (SELECT r FROM cur) AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
      FROM (SELECT ${canonicalKey} AS pk) k
-     LEFT JOIN hubsync.row_version rv ON rv.tbl = $${t.pk.length + 1} AND rv.pk = k.pk`,
+     LEFT JOIN hubsync.row_version rv ON rv.key = $${t.pk.length + 1}::text || ' ' || k.pk::text`,
   );
   const del = statement(`DELETE FROM ${table} WHERE ${whereBare}`);
   const inserts = new Map<string, Statement>();
@@ -103,14 +103,15 @@ export function tableStatements(t: TableInfo): TableStatements {
 }
 
 export const RV_INSERT = statement(
-  `INSERT INTO hubsync.row_version (tbl, pk, vv, hlc, origin, deleted) VALUES ($1, $2, $3, $4, $5, $6)
-   ON CONFLICT (tbl, pk) DO NOTHING`,
+  `INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
+   VALUES ($1::text || ' ' || $2::jsonb::text, $1, $2, $3, $4, $5, $6)
+   ON CONFLICT (key) DO NOTHING`,
 );
 
 /** Compare-and-set on the vector read by `lock`: a local writer in between makes it miss. */
 export const RV_UPDATE = statement(
   `UPDATE hubsync.row_version SET vv = $3, hlc = $4, origin = $5, deleted = $6
-   WHERE tbl = $1 AND pk = $2 AND vv = $7 AND hlc = $8`,
+   WHERE key = $1::text || ' ' || $2::jsonb::text AND vv = $7 AND hlc = $8`,
 );
 
 export const CONFLICT_INSERT = statement(

@@ -52,14 +52,14 @@ function tableSql(t: TableInfo): TableSql {
          WHERE ${key} <= ${typed(2)} ${after ? `AND ${key} > ${typed(2 + n)}` : ''}
        ),
        todo AS (
-         SELECT f.* FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM hubsync.row_version rv WHERE rv.tbl = $1 AND rv.pk = f.pk)
+         SELECT f.* FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM hubsync.row_version rv WHERE rv.key = $1::text || ' ' || f.pk::text)
        ),
        v AS (
-         INSERT INTO hubsync.row_version (tbl, pk, vv, hlc, origin, deleted)
-         SELECT $1, d.pk, jsonb_build_object(m.branch_id, 1),
-                greatest((floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint << 16, m.clock_floor), m.branch_id, false
+         INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
+         SELECT $1::text || ' ' || d.pk::text, $1, d.pk, jsonb_build_object(m.branch_id, 1),
+                greatest(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint << 16, m.clock_floor), m.branch_id, false
          FROM todo d CROSS JOIN hubsync.meta m
-         ON CONFLICT (tbl, pk) DO NOTHING
+         ON CONFLICT (key) DO NOTHING
          RETURNING pk, vv, hlc
        )
        INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)

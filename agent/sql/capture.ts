@@ -3,6 +3,14 @@
  * its table (columns, key and branch id are literals), so a captured row costs no catalog
  * lookups: one jsonb build for the key, one for the row, and one SQL statement that bumps the
  * row's version and appends to the outbox.
+ *
+ * Cost matters here (every write of the application pays it), which explains three choices:
+ * - `SECURITY DEFINER` (writers need no privileges on hubsync) without `SET search_path`: every
+ *   function, operator and type is schema-qualified instead, because assigning search_path on
+ *   each call costs more than the rest of the function's setup;
+ * - only the text-form settings the table's types need are pinned (see types.ts);
+ * - `row_version` is keyed by one `text COLLATE "C"` column (table and key as text), compared
+ *   bytewise; a (text, jsonb) key compares through the database collation and cost twice as much.
  */
 import { createHash } from 'node:crypto';
 import type { TableInfo } from '../catalog.js';
@@ -19,35 +27,43 @@ export function captureFunctionName(table: string): string {
   return `capture_${readable}_${hash}`;
 }
 
+/** `OPERATOR(pg_catalog.op)`: immune to a caller's search_path. */
+const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
+
 // jsonb_build_object takes at most 100 arguments (50 pairs); wider tables concatenate pieces.
 function jsonbOf(record: 'NEW' | 'OLD', columns: readonly string[]): string {
   const pieces: string[] = [];
   for (let i = 0; i < columns.length; i += 50) {
-    const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::text`);
-    pieces.push(`jsonb_build_object(${pairs.join(', ')})`);
+    const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::pg_catalog.text`);
+    pieces.push(`pg_catalog.jsonb_build_object(${pairs.join(', ')})`);
   }
-  return pieces.join(' || ');
+  return pieces.join(` ${op('||')} `);
+}
+
+/** The row_version key of table `tbl` (a literal) and key `k`. Also used by apply and publish. */
+export function versionKeySql(tbl: string, k: string): string {
+  return `(${tbl} ${op('||')} ' ' ${op('||')} ${k}::pg_catalog.text)`;
 }
 
 /** Now as an HLC: `wall_ms << 16`, never below the floor raised by remote timestamps. */
-const NOW_HLC = `greatest((floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint << 16, (SELECT m.clock_floor FROM hubsync.meta m))`;
+const NOW_HLC = `greatest(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) ${op('*')} 1000)::pg_catalog.int8 ${op('<<')} 16, (SELECT m.clock_floor FROM hubsync.meta m))`;
 
-function recordChange(tbl: string, branch: string, op: 'insert' | 'update' | 'delete'): string {
+function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | 'delete'): string {
   const b = quoteLiteral(branch);
   return `
     WITH v AS (
-      INSERT INTO hubsync.row_version AS rv (tbl, pk, vv, hlc, origin, deleted)
-      VALUES (${tbl}, k, jsonb_build_object(${b}, 1), ${NOW_HLC}, ${b}, ${op === 'delete'})
-      ON CONFLICT (tbl, pk) DO UPDATE
-        SET vv = rv.vv || jsonb_build_object(${b}, coalesce((rv.vv ->> ${b})::bigint, 0) + 1),
-            hlc = greatest(excluded.hlc, rv.hlc + 1),
+      INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
+      VALUES (${versionKeySql(tbl, 'k')}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, ${kind === 'delete'})
+      ON CONFLICT (key) DO UPDATE
+        SET vv = rv.vv ${op('||')} pg_catalog.jsonb_build_object(${b}, coalesce((rv.vv ${op('->>')} ${b})::pg_catalog.int8, 0) ${op('+')} 1),
+            hlc = greatest(excluded.hlc, rv.hlc ${op('+')} 1),
             origin = excluded.origin,
             deleted = excluded.deleted
       RETURNING rv.vv, rv.hlc
     ),
     logged AS (
       INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
-      SELECT pg_current_xact_id(), ${tbl}, '${op}', k, ${op === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v
+      SELECT pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v
     )
     SELECT w.waiting INTO asleep FROM hubsync.wake w;`;
 }
@@ -61,7 +77,7 @@ export interface CaptureSql {
 /**
  * The capture function and triggers of `t`, stamping changes with `branch` as origin.
  * Settings the text form depends on are pinned in the function's SET clause (only those the
- * table's types need: each costs about a microsecond and a half per row).
+ * table's types need: each costs about a microsecond per row).
  */
 export function captureSql(t: TableInfo, branch: string): CaptureSql {
   const fn = `hubsync.${quoteIdent(captureFunctionName(t.name))}`;
@@ -71,25 +87,24 @@ export function captureSql(t: TableInfo, branch: string): CaptureSql {
   const table = quoteTable(t.name);
   const install = `
 CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
-  LANGUAGE plpgsql SECURITY DEFINER
-  SET search_path = pg_catalog, pg_temp${pins}
+  LANGUAGE plpgsql SECURITY DEFINER${pins}
 AS $hubsync$
 DECLARE
-  k jsonb;
-  r jsonb;
-  asleep boolean;
+  k pg_catalog.jsonb;
+  r pg_catalog.jsonb;
+  asleep pg_catalog.bool;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
-  IF current_setting('hubsync.applying', true) = 'on' THEN RETURN NULL; END IF;
-  IF TG_OP = 'INSERT' THEN
+  IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
+  IF TG_OP ${op('=')} 'INSERT' THEN
     k := ${jsonbOf('NEW', t.pk)};
     r := ${jsonbOf('NEW', names)};
     ${recordChange(tbl, branch, 'insert')}
-  ELSIF TG_OP = 'UPDATE' THEN
+  ELSIF TG_OP ${op('=')} 'UPDATE' THEN
     -- Binary image equality: true when nothing changed, whatever the column types.
-    IF OLD *= NEW THEN RETURN NULL; END IF;
+    IF OLD ${op('*=')} NEW THEN RETURN NULL; END IF;
     k := ${jsonbOf('OLD', t.pk)};
-    IF k <> ${jsonbOf('NEW', t.pk)} THEN
+    IF k ${op('<>')} ${jsonbOf('NEW', t.pk)} THEN
       -- A new primary key is another row: a delete of the old key and an insert of the new one.
       ${recordChange(tbl, branch, 'delete')}
       k := ${jsonbOf('NEW', t.pk)};
@@ -105,7 +120,7 @@ BEGIN
   END IF;
   -- NOTIFY only while the agent sleeps: a notifying commit takes a server-wide lock, so
   -- notifying on every write would serialise the commits of all writers.
-  IF asleep THEN PERFORM pg_notify('hubsync', ''); END IF;
+  IF asleep THEN PERFORM pg_catalog.pg_notify('hubsync', ''); END IF;
   RETURN NULL;
 END
 $hubsync$;

@@ -53,15 +53,17 @@ CREATE TABLE IF NOT EXISTS hubsync.change_log (
 -- Finds the rest of a source transaction whose first change the sender read.
 CREATE INDEX IF NOT EXISTS change_log_tx ON hubsync.change_log (tx);
 
--- The version of every row ever written here, tombstones included.
+-- The version of every row ever written here, tombstones included. Keyed by (tbl, pk) as one
+-- bytewise-compared text, tbl || ' ' || pk::text (jsonb text is canonical): cheaper to index
+-- than (text, jsonb), whose comparisons go through the database collation.
 CREATE TABLE IF NOT EXISTS hubsync.row_version (
+  key text COLLATE "C" PRIMARY KEY,
   tbl text NOT NULL,
   pk jsonb NOT NULL,
   vv jsonb NOT NULL,
   hlc bigint NOT NULL,
   origin text NOT NULL,
-  deleted boolean NOT NULL,
-  PRIMARY KEY (tbl, pk)
+  deleted boolean NOT NULL
 ) WITH (fillfactor = 80);
 
 CREATE TABLE IF NOT EXISTS hubsync.conflicts (
