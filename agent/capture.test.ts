@@ -134,13 +134,19 @@ describe('capture', () => {
     } finally {
       c.release(true);
     }
-    const [x] = await captured();
+    // The same values from a session with the usual settings (the trigger's fast path).
+    await pool.query(
+      `INSERT INTO item (id, at, span, raw, ratio) VALUES (2, '2024-03-05 10:00:00+01', '1 day -02:00:00', '\\x00ff', 0.1)`,
+    );
+    const [x, y] = await captured();
     expect(x?.row).toMatchObject({
       at: '2024-03-05 09:00:00+00',
       span: '1 day -02:00:00',
       raw: '\\x00ff',
       ratio: '0.1',
     });
+    expect({ ...y?.row, id: '1' }).toEqual(x?.row);
+    expect(x?.pk).toEqual({ id: '1' });
   });
 
   it('wakes a waiting agent with NOTIFY hubsync, and spares writers the NOTIFY while it is busy', async () => {

@@ -8,14 +8,16 @@
  * - `SECURITY DEFINER` (writers need no privileges on hubsync) without `SET search_path`: every
  *   function, operator and type is schema-qualified instead, because assigning search_path on
  *   each call costs more than the rest of the function's setup;
- * - only the text-form settings the table's types need are pinned (see types.ts);
+ * - the text-form settings the table's types need (see types.ts) are pinned only when the
+ *   writer's session differs from them, by a helper with a SET clause: a SET clause on the
+ *   trigger function itself costs every write several microseconds;
  * - `row_version` is keyed by one `text COLLATE "C"` column (table and key as text), compared
  *   bytewise; a (text, jsonb) key compares through the database collation and cost twice as much.
  */
 import { createHash } from 'node:crypto';
 import type { TableInfo } from '../catalog.js';
 import { quoteIdent, quoteLiteral, quoteTable } from './ident.js';
-import { PINNED } from './types.js';
+import { ALREADY_PINNED, PINNED } from './types.js';
 
 export const CAPTURE_TRIGGER = 'hubsync_capture';
 export const TRUNCATE_TRIGGER = 'hubsync_no_truncate';
@@ -27,11 +29,16 @@ export function captureFunctionName(table: string): string {
   return `capture_${readable}_${hash}`;
 }
 
+/** Name of the helper that renders a row as text under the pinned settings (the slow path). */
+export function textRowFunctionName(table: string): string {
+  return captureFunctionName(table).replace(/^capture_/, 'textrow_');
+}
+
 /** `OPERATOR(pg_catalog.op)`: immune to a caller's search_path. */
 const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
 
 // jsonb_build_object takes at most 100 arguments (50 pairs); wider tables concatenate pieces.
-function jsonbOf(record: 'NEW' | 'OLD', columns: readonly string[]): string {
+function jsonbOf(record: string, columns: readonly string[]): string {
   const pieces: string[] = [];
   for (let i = 0; i < columns.length; i += 50) {
     const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::pg_catalog.text`);
@@ -76,46 +83,68 @@ export interface CaptureSql {
 
 /**
  * The capture function and triggers of `t`, stamping changes with `branch` as origin.
- * Settings the text form depends on are pinned in the function's SET clause (only those the
- * table's types need: each costs about a microsecond per row).
+ * Settings the text form depends on (only those the table's types need) are checked on each
+ * call; a session that differs gets its rows rendered by a helper that pins them.
  */
 export function captureSql(t: TableInfo, branch: string): CaptureSql {
   const fn = `hubsync.${quoteIdent(captureFunctionName(t.name))}`;
+  const helper = `hubsync.${quoteIdent(textRowFunctionName(t.name))}`;
   const tbl = quoteLiteral(t.name);
   const names = t.columns.map((c) => c.name);
-  const pins = t.pins.map((p) => `\n  SET ${quoteIdent(p)} = ${quoteLiteral(PINNED[p])}`).join('');
   const table = quoteTable(t.name);
-  const install = `
+  const pinned = t.pins.length > 0;
+  // Key and row as text. When the table's types depend on settings, the fast path runs if the
+  // session already has them (the usual case), else a helper with the settings in its SET clause
+  // renders the row: a SET clause on the trigger itself would cost every write several µs.
+  const keyFromRow = `pg_catalog.jsonb_build_object(${t.pk.map((c) => `${quoteLiteral(c)}, r ${op('->')} ${quoteLiteral(c)}`).join(', ')})`;
+  const build = (rec: 'NEW' | 'OLD', target: 'k' | 'kr'): string => {
+    const fast = target === 'k' ? `k := ${jsonbOf(rec, t.pk)};` : `k := ${jsonbOf(rec, t.pk)};\n      r := ${jsonbOf(rec, names)};`;
+    if (!pinned) return fast;
+    const slow = `r := ${helper}(${rec});\n      k := ${keyFromRow};`;
+    return `IF fast THEN\n      ${fast}\n    ELSE\n      ${slow}\n    END IF;`;
+  };
+  const helperSql = pinned
+    ? `
+CREATE OR REPLACE FUNCTION ${helper}(rec ${table}) RETURNS pg_catalog.jsonb
+  LANGUAGE sql STABLE${t.pins.map((p) => `\n  SET ${quoteIdent(p)} = ${quoteLiteral(PINNED[p])}`).join('')}
+AS $hubsync$ SELECT ${jsonbOf('rec', names)} $hubsync$;`
+    : '';
+  const install = `${helperSql}
 CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
-  LANGUAGE plpgsql SECURITY DEFINER${pins}
+  LANGUAGE plpgsql SECURITY DEFINER
 AS $hubsync$
 DECLARE
   k pg_catalog.jsonb;
   r pg_catalog.jsonb;
+  old_k pg_catalog.jsonb;
+  new_k pg_catalog.jsonb;
   asleep pg_catalog.bool;
+  fast pg_catalog.bool;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
   IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
+  ${pinned ? `fast := ${t.pins.map((p) => `(${ALREADY_PINNED[p]})`).join(` AND `)};` : ''}
   IF TG_OP ${op('=')} 'INSERT' THEN
-    k := ${jsonbOf('NEW', t.pk)};
-    r := ${jsonbOf('NEW', names)};
+    ${build('NEW', 'kr')}
     ${recordChange(tbl, branch, 'insert')}
   ELSIF TG_OP ${op('=')} 'UPDATE' THEN
     -- Binary image equality: true when nothing changed, whatever the column types.
     IF OLD ${op('*=')} NEW THEN RETURN NULL; END IF;
-    k := ${jsonbOf('OLD', t.pk)};
-    IF k ${op('<>')} ${jsonbOf('NEW', t.pk)} THEN
+    ${build('OLD', 'k')}
+    old_k := k;
+    ${build('NEW', 'kr')}
+    IF old_k ${op('<>')} k THEN
       -- A new primary key is another row: a delete of the old key and an insert of the new one.
+      new_k := k;
+      k := old_k;
       ${recordChange(tbl, branch, 'delete')}
-      k := ${jsonbOf('NEW', t.pk)};
-      r := ${jsonbOf('NEW', names)};
+      k := new_k;
       ${recordChange(tbl, branch, 'insert')}
     ELSE
-      r := ${jsonbOf('NEW', names)};
       ${recordChange(tbl, branch, 'update')}
     END IF;
   ELSE
-    k := ${jsonbOf('OLD', t.pk)};
+    ${build('OLD', 'k')}
     ${recordChange(tbl, branch, 'delete')}
   END IF;
   -- NOTIFY only while the agent sleeps: a notifying commit takes a server-wide lock, so
@@ -138,5 +167,6 @@ ${
 /** Removes the triggers of a table that is no longer synced (the table may be gone already). */
 export function dropCaptureSql(table: string, functionName: string, tableExists: boolean): string {
   const dropTruncate = tableExists ? `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${quoteTable(table)};\n` : '';
-  return `${dropTruncate}DROP FUNCTION IF EXISTS hubsync.${quoteIdent(functionName)}() CASCADE;`;
+  const helper = quoteIdent(functionName.replace(/^capture_/, 'textrow_'));
+  return `${dropTruncate}DROP FUNCTION IF EXISTS hubsync.${quoteIdent(functionName)}() CASCADE;\nDROP FUNCTION IF EXISTS hubsync.${helper} CASCADE;`;
 }

@@ -19,6 +19,20 @@ export const PINNED: Readonly<Record<Pin, string>> = {
 
 export const ALL_PINS: readonly Pin[] = Object.keys(PINNED) as Pin[];
 
+/**
+ * A condition, per setting, that is true when the session's value already produces the pinned
+ * text form. ISO output ignores the field order of DateStyle; any positive extra_float_digits
+ * gives the shortest exact form (PostgreSQL 12+); zones that are UTC forever print `+00`.
+ */
+export const ALREADY_PINNED: Readonly<Record<Pin, string>> = {
+  DateStyle: `pg_catalog.starts_with(pg_catalog.current_setting('DateStyle'), 'ISO')`,
+  IntervalStyle: `pg_catalog.current_setting('IntervalStyle') OPERATOR(pg_catalog.=) 'postgres'`,
+  TimeZone: `pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY ('{UTC,Etc/UTC,Etc/UCT,UCT,Etc/Universal,Universal,Etc/Zulu,Zulu}'::pg_catalog.text[])`,
+  bytea_output: `pg_catalog.current_setting('bytea_output') OPERATOR(pg_catalog.=) 'hex'`,
+  extra_float_digits: `pg_catalog.current_setting('extra_float_digits')::pg_catalog.int4 OPERATOR(pg_catalog.>=) 1`,
+  lc_monetary: `pg_catalog.current_setting('lc_monetary') OPERATOR(pg_catalog.=) 'C'`,
+};
+
 /** One type reachable from a column's type (itself, array elements, domain bases, range subtypes, fields). */
 export interface TypeComponent {
   readonly schema: string;
