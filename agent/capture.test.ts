@@ -30,8 +30,15 @@ beforeAll(async () => {
     CREATE TABLE public.item (id int PRIMARY KEY, name text, price numeric(10,2), at timestamptz, span interval,
                               raw bytea, ratio float8, doc json);
     CREATE TABLE public.pair (a int, b text, v text, PRIMARY KEY (a, b));
+    CREATE TABLE public.event (region text, id int, at timestamptz, PRIMARY KEY (region, id)) PARTITION BY LIST (region);
+    CREATE TABLE public.event_eu (id int NOT NULL, at timestamptz, region text NOT NULL);
+    ALTER TABLE public.event ATTACH PARTITION public.event_eu FOR VALUES IN ('eu');
   `);
-  await install(pool, { tenantId: 'acme', branchId: 'b1', tables: [{ name: 'public.item' }, { name: 'public.pair' }] });
+  await install(pool, {
+    tenantId: 'acme',
+    branchId: 'b1',
+    tables: [{ name: 'public.item' }, { name: 'public.pair' }, { name: 'public.event' }],
+  });
 });
 
 afterAll(async () => {
@@ -41,7 +48,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await pool.query(`DELETE FROM hubsync.change_log; DELETE FROM hubsync.row_version;
-                    SET hubsync.applying = on; DELETE FROM public.item; DELETE FROM public.pair; RESET hubsync.applying`);
+                    SET hubsync.applying = on; DELETE FROM public.item; DELETE FROM public.pair; DELETE FROM public.event; RESET hubsync.applying`);
   await pool.query(`DELETE FROM hubsync.change_log; DELETE FROM hubsync.row_version`);
 });
 
@@ -147,6 +154,24 @@ describe('capture', () => {
     });
     expect({ ...y?.row, id: '1' }).toEqual(x?.row);
     expect(x?.pk).toEqual({ id: '1' });
+  });
+
+  it('captures rows of a partitioned table under its own name, whatever the session time zone', async () => {
+    const c = await pool.connect();
+    try {
+      await c.query(`INSERT INTO event VALUES ('eu', 1, '2024-01-01 12:00:00+00')`);
+      await c.query(`SET "TimeZone" = 'Europe/Paris'`);
+      await c.query(`INSERT INTO event VALUES ('eu', 2, '2024-01-01 12:00:00+00')`);
+    } finally {
+      c.release(true);
+    }
+    const cs = await captured();
+    expect(cs.map((x) => [x.pk, x.row?.at])).toEqual([
+      [{ region: 'eu', id: '1' }, '2024-01-01 12:00:00+00'],
+      [{ region: 'eu', id: '2' }, '2024-01-01 12:00:00+00'],
+    ]);
+    const { rows } = await pool.query(`SELECT DISTINCT tbl FROM hubsync.change_log`);
+    expect(rows).toEqual([{ tbl: 'public.event' }]);
   });
 
   it('wakes a waiting agent with NOTIFY hubsync, and spares writers the NOTIFY while it is busy', async () => {

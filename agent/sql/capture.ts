@@ -105,7 +105,7 @@ export function captureSql(t: TableInfo, branch: string): CaptureSql {
   };
   const helperSql = pinned
     ? `
-CREATE OR REPLACE FUNCTION ${helper}(rec ${table}) RETURNS pg_catalog.jsonb
+CREATE OR REPLACE FUNCTION ${helper}(rec anyelement) RETURNS pg_catalog.jsonb
   LANGUAGE sql STABLE${t.pins.map((p) => `\n  SET ${quoteIdent(p)} = ${quoteLiteral(PINNED[p])}`).join('')}
 AS $hubsync$ SELECT ${jsonbOf('rec', names)} $hubsync$;`
     : '';
