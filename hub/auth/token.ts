@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { IdSchema } from '../../protocol/index.js';
 import type { HubContext } from '../context.js';
-import { BodyError, readJson, sendError, sendJson } from '../http/respond.js';
+import { BodyError, errorBody, readJson, sendError, sendJson } from '../http/respond.js';
 
 const TokenRequestSchema = z.object({
   tenant_id: IdSchema,
@@ -15,7 +15,7 @@ const TokenRequestSchema = z.object({
   api_key: z.string().min(1).max(256),
 });
 
-export const UNAUTHORIZED_BODY = { error: 'unauthorized', message: 'invalid credentials' } as const;
+export const UNAUTHORIZED_BODY = errorBody('unauthorized', 'invalid credentials');
 
 export async function handleTokenRequest(ctx: HubContext, req: IncomingMessage, res: ServerResponse, source: string): Promise<void> {
   const { metrics } = ctx;

@@ -83,9 +83,13 @@ export function sendJson(
   sendBody(req, res, status, JSON.stringify(body), 'application/json; charset=utf-8', headers);
 }
 
-/** Error bodies share one shape: `{error, message}`. */
-export function sendError(req: IncomingMessage, res: ServerResponse, status: number, error: string, message: string, headers: Record<string, string> = {}): void {
-  sendJson(req, res, status, { error, message }, headers);
+/** Error bodies share one shape: `{error: {code, message}}` (docs/api.md). */
+export function errorBody(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
+export function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(req, res, status, errorBody(code, message), headers);
 }
 
 /** The client's address: the socket's, or the first X-Forwarded-For hop when behind a trusted proxy. */

@@ -53,7 +53,7 @@ export function wsUrl(app: HubApp): string {
 
 export interface TokenResponse {
   readonly status: number;
-  readonly body: { token?: string; expires_at?: string; error?: string; message?: string };
+  readonly body: { token?: string; expires_at?: string; error?: { code: string; message: string } };
 }
 
 export async function requestToken(baseUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<TokenResponse> {
