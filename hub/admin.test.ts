@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import pino from 'pino';
@@ -205,6 +206,25 @@ describe('admin API', () => {
       expect(huge.status).toBe(413);
       expect(huge.body.error.code).toBe('payload_too_large');
       expect((await api('GET', '/admin/tenants/x1')).status).toBe(404);
+    });
+
+    it('refuses a body over the limit sent in chunks (no content-length) with 413, and keeps serving', async () => {
+      const u = new URL(app.url);
+      const answer = await new Promise<string>((resolve) => {
+        const req = request(
+          { host: u.hostname, port: u.port, path: '/admin/tenants', method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            resolve(String(res.statusCode));
+          },
+        );
+        // The hub may close the connection while this is still sending: that is an answer too.
+        req.on('error', (e) => resolve(`closed: ${e.message}`));
+        req.write(`{"id": "x1", "pad": "${'x'.repeat(100 * 1024)}`);
+        req.end('"}');
+      });
+      expect(answer).toMatch(/^(413|closed)/);
+      expect((await fetch(`${app.url}/health`)).status).toBe(200);
     });
 
     it('refuses unknown and malformed query parameters with 400', async () => {

@@ -103,11 +103,13 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
+    // Taken now: a request whose body was refused half-read has no socket any more at 'finish'.
+    const source = sourceAddress(req, config.trustProxy);
     res.on('finish', () => {
       const path = loggablePath(req.url);
       const quiet = path === '/health' || path === '/ready' || path === '/metrics';
       logger[quiet ? 'debug' : 'info'](
-        { req: { method: req.method, url: path }, status: res.statusCode, ms: Math.round(performance.now() - started), source: sourceAddress(req, config.trustProxy) },
+        { req: { method: req.method, url: path }, status: res.statusCode, ms: Math.round(performance.now() - started), source },
         'request',
       );
     });
