@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   hub: { summary: 'run the relay (HTTP + WebSocket server)', run: (args) => import('./commands/hub.js').then((m) => m.run(args)) },
   agent: { summary: 'run the sync agent next to a branch database', run: (args) => import('./commands/agent.js').then((m) => m.run(args)) },
   operator: { summary: 'run the Kubernetes operator', run: (args) => import('./commands/operator.js').then((m) => m.run(args)) },
+  admin: { summary: 'manage tenants, branches and keys of a running hub', run: (args) => import('./commands/admin.js').then((m) => m.run(args)) },
   demo: { summary: 'run a self-contained demo: a hub and three branches syncing', run: notYet('demo') },
 };
 
