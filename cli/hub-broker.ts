@@ -6,17 +6,12 @@ interface Command {
   readonly run: (args: string[]) => Promise<number>;
 }
 
-const notYet = (name: string) => async (): Promise<number> => {
-  console.error(`hub-broker ${name}: not yet implemented`);
-  return 2;
-};
-
 const COMMANDS: Record<string, Command> = {
   hub: { summary: 'run the relay (HTTP + WebSocket server)', run: (args) => import('./commands/hub.js').then((m) => m.run(args)) },
   agent: { summary: 'run the sync agent next to a branch database', run: (args) => import('./commands/agent.js').then((m) => m.run(args)) },
   operator: { summary: 'run the Kubernetes operator', run: (args) => import('./commands/operator.js').then((m) => m.run(args)) },
   admin: { summary: 'manage tenants, branches and keys of a running hub', run: (args) => import('./commands/admin.js').then((m) => m.run(args)) },
-  demo: { summary: 'run a self-contained demo: a hub and three branches syncing', run: notYet('demo') },
+  demo: { summary: 'run a self-contained demo: a hub and three branches syncing', run: (args) => import('./commands/demo.js').then((m) => m.run(args)) },
 };
 
 function usage(): string {
