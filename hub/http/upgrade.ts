@@ -11,7 +11,7 @@ import { Connection } from '../connection.js';
 import type { HubContext } from '../context.js';
 import { Directory } from '../directory.js';
 import { UPGRADE_STATUS, type UpgradeRefusal } from '../errors.js';
-import { sourceAddress } from './respond.js';
+import { errorBody, sourceAddress } from './respond.js';
 
 /** The WebSocket server: limits from the configuration, subprotocol chosen by preference. */
 export function createWebSocketServer(ctx: HubContext): WebSocketServer {
@@ -36,7 +36,7 @@ function bearer(req: IncomingMessage, url: URL): string | undefined {
 }
 
 function refuse(socket: Duplex, status: number, error: string): void {
-  const body = JSON.stringify({ error, message: STATUS_CODES[status] ?? 'refused' });
+  const body = JSON.stringify(errorBody(error, STATUS_CODES[status] ?? 'refused'));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
