@@ -96,7 +96,8 @@ describe.skipIf(skipEnvtest)('Branch', () => {
     });
     const b = await waitReady<Branch>(env.cp.admin, BRANCHES, ns, 'store-1');
     expect(b.status?.previousKeyValidUntil).toBeDefined();
-    expect(await inspect.verifyBranchKey('acme', 'store-1', fresh)).toMatchObject({ ok: true });
+    // The Secret gets the new key a moment before the hub database accepts it (crash-safe rotation).
+    await eventually(async () => expect(await inspect.verifyBranchKey('acme', 'store-1', fresh)).toMatchObject({ ok: true }));
     expect(await inspect.verifyBranchKey('acme', 'store-1', old)).toMatchObject({ ok: true });
     await eventually(async () => expect(await inspect.verifyBranchKey('acme', 'store-1', old)).toEqual({ ok: false, reason: 'wrong_key' }), 10_000);
     expect(await inspect.verifyBranchKey('acme', 'store-1', fresh)).toMatchObject({ ok: true });
