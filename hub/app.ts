@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createTokenService } from './auth/jwt.js';
+import { Batcher } from './batcher.js';
 import type { HubConfig } from './config.js';
 import { InFlight, type HubContext } from './context.js';
 import { ControlListener } from './control.js';
@@ -90,6 +91,11 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         maxQueued: 100,
       }),
       inflight: new InFlight(),
+      positions: new Batcher((schema, branches) => log.branchPositions(pool, schema, branches)),
+      lastSeen: new Batcher<readonly [string, string], void>(async (_key, pairs) => {
+        await store.touchLastSeenMany(pairs);
+        return pairs.map(() => undefined);
+      }),
       draining: false,
     };
     await engine.start((m) => ctx.fanout.receive(m));
@@ -186,6 +192,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         await withTimeout(Promise.all(closed), Math.min(config.shutdownTimeoutMs, 5000));
         for (const c of registry.all()) c.terminate();
         await Promise.all(conns.map((c) => c.flushCursor().catch(() => undefined)));
+        await withTimeout(ctx.lastSeen.idle(), config.shutdownTimeoutMs);
         for (const fn of cleanup.reverse()) await fn();
         logger.info('hub stopped');
       })());

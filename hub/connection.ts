@@ -158,7 +158,7 @@ export class Connection implements RegisteredConnection {
       if (claim.previous && claim.previous.server !== ctx.instanceId) {
         void ctx.fanout.kick(claim.previous.server, this.tenantId, this.branchId, claim.previous.gen);
       }
-      const pos = await log.branchPosition(ctx.pool, this.view!.schema, this.branchId);
+      const pos = await ctx.positions.add(this.view!.schema, this.branchId);
       if (this.closed) return;
       // Behind retention, or new to a tenant with history: the compacted state is the way in.
       const bootstrap = pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0);
@@ -178,8 +178,8 @@ export class Connection implements RegisteredConnection {
         policy: { conflict_strategy: this.view!.conflictStrategy, branch_priority: [...this.view!.branchPriority] },
         token_expires_at: new Date(this.exp * 1000).toISOString(),
       });
-      this.delivery.start(pos.cursor, bootstrap);
-      void ctx.store.touchLastSeen(this.tenantId, this.branchId).catch(() => undefined);
+      this.delivery.start(pos.cursor, bootstrap, pos.head);
+      void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     } catch (err) {
       ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'opening a connection failed');
       this.close(CLOSE.restart);
@@ -542,7 +542,7 @@ export class Connection implements RegisteredConnection {
       ctx.metrics.connectionsActive.dec({ tenant: this.tenantId });
       // Removes the location only if it is still this connection's generation.
       void ctx.engine.release(this.tenantId, this.branchId, this.gen).catch(() => undefined);
-      void ctx.store.touchLastSeen(this.tenantId, this.branchId).catch(() => undefined);
+      void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     }
     void this.writeCursor();
     this.resolveClosed();

@@ -139,4 +139,25 @@ describe('delivery to one connection', () => {
       fcParams({ numRuns: 200 }),
     );
   });
+
+  it('a branch already at the head goes live at once, without reading the log', async () => {
+    const h = harness(10, 100);
+    h.append({ origin: 'x', target: null, size: 2 });
+    h.delivery.start(2, false, 2);
+    expect(h.delivery.mode).toBe('live');
+    const msg = h.append({ origin: 'x', target: null, size: 1 });
+    h.delivery.onEntries(msg, null);
+    expect(h.received.map((e) => e[0])).toEqual([3]);
+  });
+
+  it('entries notified while the connection was starting are read from the log, even when hello said it was at the head', async () => {
+    const h = harness(10, 100);
+    // The cursor and head were read (0, 0); then an append committed and notified before start.
+    const msg = h.append({ origin: 'x', target: null, size: 2 });
+    h.delivery.onEntries(msg, null);
+    h.delivery.start(0, false, 0);
+    expect(h.delivery.mode).toBe('catching-up');
+    for (let i = 0; i < 10 && h.delivery.mode !== 'live'; i++) await settle();
+    expect(h.received.map((e) => e[0])).toEqual([1, 2]);
+  });
 });

@@ -72,13 +72,22 @@ export class Delivery {
     return this.unapplied;
   }
 
-  /** After hello: from the branch's cursor, or waiting for a snapshot request when it must bootstrap. */
-  start(cursor: number, bootstrap: boolean): void {
+  /**
+   * After hello: from the branch's cursor, or waiting for a snapshot request when it must
+   * bootstrap. `head` was read with the cursor: a branch already there goes live without reading
+   * the log, unless a notification came in meanwhile (the connection is registered before the
+   * cursor is read, so anything committed after that read is notified).
+   */
+  start(cursor: number, bootstrap: boolean, head = Number.MAX_SAFE_INTEGER): void {
     this.scanned = cursor;
     this.applied = cursor;
     this.deliveredUpto = cursor;
     if (bootstrap) {
       this.mode = 'snapshot';
+      return;
+    }
+    if (cursor >= head && !this.more) {
+      this.mode = 'live';
       return;
     }
     this.mode = 'catching-up';

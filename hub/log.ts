@@ -276,6 +276,32 @@ export async function branchPosition(q: Queryable, schema: string, branch: strin
   };
 }
 
+/**
+ * `branchPosition` of several branches of one tenant in one statement (one snapshot, one head),
+ * in the order asked; connections opening together share it (see hub/batcher.ts).
+ */
+export async function branchPositions(q: Queryable, schema: string, branches: readonly string[]): Promise<BranchPosition[]> {
+  const s = quoteIdent(schema);
+  const { rows } = await q.query<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string }>(
+    `SELECT coalesce(c.pos, 0) AS cursor, h.head, h.pruned_upto, h.compacted_upto
+       FROM (SELECT greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head, m.pruned_upto, m.compacted_upto
+               FROM ${s}.meta m) h
+      CROSS JOIN unnest($1::text[]) WITH ORDINALITY AS b(branch_id, i)
+       LEFT JOIN ${s}.cursors c ON c.branch_id = b.branch_id
+      ORDER BY b.i`,
+    [branches],
+  );
+  return branches.map((_, i) => {
+    const r = rows[i];
+    return {
+      cursor: Number(r?.cursor ?? 0),
+      head: Number(r?.head ?? 0),
+      prunedUpto: Number(r?.pruned_upto ?? 0),
+      compactedUpto: Number(r?.compacted_upto ?? 0),
+    };
+  });
+}
+
 /** Highest offset in the log (or the pruned offset when retention emptied it). */
 export async function head(q: Queryable, schema: string): Promise<number> {
   const s = quoteIdent(schema);

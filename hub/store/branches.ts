@@ -273,3 +273,14 @@ export async function verifyBranchKey(
 export async function touchLastSeen(q: Queryable, tenantId: string, id: string): Promise<void> {
   await q.query('UPDATE hub.branches SET last_seen_at = now() WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
 }
+
+/** `touchLastSeen` for many branches in one statement; `pairs` are [tenant, branch]. */
+export async function touchLastSeenMany(q: Queryable, pairs: readonly (readonly [string, string])[]): Promise<void> {
+  if (pairs.length === 0) return;
+  await q.query(
+    `UPDATE hub.branches b SET last_seen_at = now()
+       FROM unnest($1::text[], $2::text[]) AS u(tenant_id, id)
+      WHERE b.tenant_id = u.tenant_id AND b.id = u.id`,
+    [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+  );
+}

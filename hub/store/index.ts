@@ -111,6 +111,9 @@ export class HubStore {
   touchLastSeen(tenantId: string, id: string) {
     return branches.touchLastSeen(this.pool, tenantId, id);
   }
+  touchLastSeenMany(pairs: readonly (readonly [string, string])[]) {
+    return branches.touchLastSeenMany(this.pool, pairs);
+  }
 
   // audit
   audit(entry: audit.AuditEntry) {
