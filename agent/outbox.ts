@@ -1,7 +1,13 @@
 /**
- * The outbox: captured changes waiting for the hub. Read below the snapshot horizon (every
- * transaction below it has finished, so a transaction that commits late is read later, never
- * skipped), in `seq` order, grouped into whole source transactions; deleted after `sync.ack`.
+ * The outbox: captured changes waiting for the hub, read in `seq` order, grouped into whole
+ * source transactions, and deleted only after `sync.ack`. Every committed row still here is
+ * unsent, so a transaction that commits late (holding lower seqs than changes already sent) is
+ * simply read on a later pass: there is no watermark that could skip it. A transaction becomes
+ * visible all at once at commit, so batches hold whole transactions.
+ *
+ * We deliberately do not read "below the snapshot horizon" as PgQ does: that horizon is
+ * server-wide, so one long writing transaction in any database of the branch's server would stop
+ * all syncing, and deleting what was acknowledged already tracks what was sent, row by row.
  */
 import type { Change, Op, Row, VersionVector } from '../protocol/messages.js';
 import { encodeHlc, hlcFromBigInt } from '../protocol/hlc.js';
@@ -71,8 +77,6 @@ export interface ReadOptions {
   readonly exclude?: readonly string[];
 }
 
-const HORIZON = `tx < pg_snapshot_xmin(pg_current_snapshot())`;
-
 export function toChange(r: LogRow, origin: string, txEnd: boolean): Change {
   const c: Change = {
     table: r.tbl,
@@ -94,12 +98,12 @@ export class Outbox {
     private readonly branchId: string,
   ) {}
 
-  /** The next batch to send, or null when nothing below the horizon is waiting. */
+  /** The next batch to send, or null when nothing is waiting. */
   async next(options: ReadOptions): Promise<OutboxBatch | null> {
     const exclude = options.exclude ?? [];
     const first = await this.q.query<{ tx: string }>(
       `SELECT tx::text AS tx FROM hubsync.change_log
-       WHERE ${HORIZON} AND seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2`,
+       WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2`,
       [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch))],
     );
     if (first.rows.length === 0) return null;
@@ -151,7 +155,7 @@ export class Outbox {
     );
   }
 
-  /** Changes captured and not yet acknowledged, whether or not below the horizon. */
+  /** Changes captured and not yet acknowledged. */
   async pending(): Promise<number> {
     const { rows } = await this.q.query<{ n: string }>(`SELECT count(*) AS n FROM hubsync.change_log`);
     return Number(rows[0]?.n ?? 0);

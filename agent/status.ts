@@ -28,12 +28,8 @@ export interface AgentStatus {
   readonly lastApplyAt?: Date | null;
   /** Captured changes not yet acknowledged by the hub. */
   readonly pending?: number;
-  /** Of those, how many an open transaction (anywhere on the server) still holds back. */
-  readonly heldBack?: number;
   /** Wall-clock time of the oldest pending change (from its HLC). */
   readonly oldestPendingAt?: Date | null;
-  /** The oldest open transaction that holds an xid on the server, which holds the horizon back. */
-  readonly oldestOpenTransaction?: { readonly pid: number; readonly ageSeconds: number; readonly database: string } | null;
   readonly conflicts?: { readonly total: number; readonly unreported: number; readonly latest: LatestConflict | null };
   readonly deadLetters?: { readonly total: number; readonly unreported: number; readonly latest: LatestDeadLetter | null };
 }
@@ -52,16 +48,10 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
   const m = meta.rows[0];
   if (!m) return { installed: false };
   const tables = await q.query<{ tbl: string }>(`SELECT tbl FROM hubsync.tables ORDER BY tbl`);
-  const outbox = await q.query<{ pending: number; held: number; oldest: string | null }>(
+  const outbox = await q.query<{ pending: number; oldest: string | null }>(
     `SELECT count(*)::int AS pending,
-            (count(*) FILTER (WHERE tx >= pg_snapshot_xmin(pg_current_snapshot())))::int AS held,
             (min(hlc) >> 16)::text AS oldest
      FROM hubsync.change_log`,
-  );
-  const open = await q.query<{ pid: number; age: number; datname: string }>(
-    `SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age, coalesce(datname, '') AS datname
-     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-     ORDER BY xact_start LIMIT 1`,
   );
   const conflicts = await q.query<{ total: number; unreported: number }>(
     `SELECT count(*)::int AS total, (count(*) FILTER (WHERE report AND reported_at IS NULL))::int AS unreported FROM hubsync.conflicts`,
@@ -76,7 +66,6 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
     `SELECT failed_at AS at, tbl, origin, seq::text AS seq, reason FROM hubsync.dead_letter ORDER BY id DESC LIMIT 1`,
   );
   const o = outbox.rows[0];
-  const oc = open.rows[0];
   const lc = latestConflict.rows[0];
   const ld = latestDead.rows[0];
   return {
@@ -89,9 +78,7 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
     lastAckAt: m.last_ack_at,
     lastApplyAt: m.last_apply_at,
     pending: o?.pending ?? 0,
-    heldBack: o?.held ?? 0,
     oldestPendingAt: o?.oldest ? new Date(Number(o.oldest)) : null,
-    oldestOpenTransaction: oc ? { pid: oc.pid, ageSeconds: Math.round(oc.age), database: oc.datname } : null,
     conflicts: {
       total: conflicts.rows[0]?.total ?? 0,
       unreported: conflicts.rows[0]?.unreported ?? 0,
@@ -119,14 +106,10 @@ export function formatStatus(s: AgentStatus, now = new Date()): string {
     `tables:            ${(s.tables ?? []).join(', ') || '(none)'}`,
     `cursor:            ${s.cursor}${s.bootstrapped ? '' : ' (not bootstrapped yet)'}`,
     `last applied:      ${when(s.lastApplyAt, now)}`,
-    `pending changes:   ${s.pending}${s.heldBack ? ` (${s.heldBack} held back by an open transaction)` : ''}`,
+    `pending changes:   ${s.pending}`,
     `oldest pending:    ${when(s.oldestPendingAt, now)}`,
     `last ack from hub: ${when(s.lastAckAt, now)}`,
   ];
-  if (s.heldBack && s.oldestOpenTransaction) {
-    const t = s.oldestOpenTransaction;
-    lines.push(`oldest open xact:  pid ${t.pid} in ${t.database || '?'}, open for ${t.ageSeconds}s`);
-  }
   const c = s.conflicts;
   lines.push(`conflicts:         ${c?.total ?? 0}${c?.unreported ? ` (${c.unreported} not yet reported)` : ''}`);
   if (c?.latest) {
