@@ -124,18 +124,22 @@ describe('local writers racing the apply engine', () => {
       // Let the engine's deadlock check fire first, so the engine is the victim.
       await w.query(`SET LOCAL deadlock_timeout = '30s'`);
       await w.query(`UPDATE kv SET v = 7, note = 'local' WHERE k = 2`);
-      let locks = 0;
+      let scheduled = false;
       let fired: () => void = () => undefined;
       const hookFired = new Promise<void>((r) => (fired = r));
       const deadlocking = new ApplyEngine(b.pool, b.tables, {
         branchId: 'b2',
         maxForwardSkewMs: 300_000,
         hooks: {
-          beforeStatement: async (_n, _pid, text) => {
-            if (/FOR UPDATE OF b/.test(text) && ++locks === 2) {
-              local = w.query(`UPDATE kv SET v = 8 WHERE k = 1`);
-              fired();
-              await new Promise((r) => setTimeout(r, 100));
+          beforeStatement: (_n, _pid, text) => {
+            if (/FOR UPDATE OF b/.test(text) && !scheduled) {
+              scheduled = true;
+              // By then the engine holds row 1 and waits for row 2 (whether it locks the rows one
+              // statement each or both in one): the local transaction asking for row 1 deadlocks.
+              setTimeout(() => {
+                local = w.query(`UPDATE kv SET v = 8 WHERE k = 1`);
+                fired();
+              }, 200);
             }
           },
         },

@@ -123,3 +123,124 @@ export const DEAD_LETTER_INSERT = statement(
   `INSERT INTO hubsync.dead_letter (log_offset, origin, seq, tbl, change, reason, sqlstate, strategy, local_version)
    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id::text AS id, failed_at`,
 );
+
+/**
+ * For each column of table `$1` (a quoted name), the type to cast its text to in multi-row
+ * statements: the type without modifier, domains replaced by their base type. A cast to
+ * `varchar(3)` or `bit(3)` truncates, where assigning to such a column fails; casting to the bare
+ * type and letting the assignment apply the modifier (and the domain's checks) fails alike.
+ */
+export const CAST_TYPES_SQL = `
+  SELECT a.attname AS name, format('%I.%I', n.nspname, ty.typname) AS cast
+  FROM pg_attribute a
+  CROSS JOIN LATERAL (
+    WITH RECURSIVE d(oid, depth) AS (
+      SELECT a.atttypid, 0
+      UNION ALL
+      SELECT t.typbasetype, d.depth + 1 FROM d JOIN pg_type t ON t.oid = d.oid WHERE t.typtype = 'd'
+    )
+    SELECT oid FROM d ORDER BY depth DESC LIMIT 1
+  ) b
+  JOIN pg_type ty ON ty.oid = b.oid
+  JOIN pg_namespace n ON n.oid = ty.typnamespace
+  WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`;
+
+/** Multi-row statements of one table; every parameter is a `text[]` with one element per row. */
+export interface BatchStatements {
+  /**
+   * $1..$k key values, $k+1 table name. Locks the rows that exist and returns, per key (`ord`
+   * from 1, in parameter order), the key in canonical text form, the current row as text (null
+   * when absent) and the row's version.
+   */
+  readonly read: Statement;
+  /** One parameter per column, in `columns` order. */
+  insert(columns: readonly string[]): Statement;
+  /** Key columns, then the non-key `columns`; null when there is nothing but the key to write. */
+  update(columns: readonly string[]): Statement | null;
+  /** Key columns. */
+  readonly delete: Statement;
+}
+
+export function batchStatements(t: TableInfo, cast: ReadonlyMap<string, string>): BatchStatements {
+  const table = quoteTable(t.name);
+  const types = new Map(t.columns.map((c) => [c.name, c.type]));
+  const castOf = (c: string): string => cast.get(c) ?? 'text';
+  const k = t.pk.length;
+  const arrays = (n: number, from = 1): string => Array.from({ length: n }, (_, i) => `$${from + i}::text[]`).join(', ');
+  const keyNames = t.pk.map((_, i) => `k${i + 1}`);
+  // Keys are cast as the per-change lock statement casts them, so both find the same rows.
+  const keyMatch = (alias: string): string => t.pk.map((c, i) => `b.${quoteIdent(c)} = ${alias}.k${i + 1}::${types.get(c) ?? 'text'}`).join(' AND ');
+  const canonicalKey = `jsonb_build_object(${t.pk.map((c, i) => `${quoteLiteral(c)}, k.k${i + 1}::text`).join(', ')})`;
+  const read = statement(
+    `WITH k AS (
+       SELECT u.ord, ${t.pk.map((c, i) => `u.k${i + 1}::${types.get(c) ?? 'text'} AS k${i + 1}`).join(', ')}
+       FROM unnest(${arrays(k)}) WITH ORDINALITY AS u(${keyNames.join(', ')}, ord)
+     ),
+     cur AS (
+       SELECT k.ord, ${jsonbOf('b', t.columns.map((c) => c.name))} AS r
+       FROM k JOIN ${table} b ON ${t.pk.map((c, i) => `b.${quoteIdent(c)} = k.k${i + 1}`).join(' AND ')}
+       ORDER BY ${t.pk.map((c) => `b.${quoteIdent(c)}`).join(', ')}
+       FOR UPDATE OF b
+     )
+     SELECT k.ord::int AS ord, p.pk, cur.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
+     FROM k CROSS JOIN LATERAL (SELECT ${canonicalKey} AS pk) p
+     LEFT JOIN cur ON cur.ord = k.ord
+     LEFT JOIN hubsync.row_version rv ON rv.key = $${k + 1}::text || ' ' || p.pk::text`,
+  );
+  const del = statement(`DELETE FROM ${table} AS b USING unnest(${arrays(k)}) AS u(${keyNames.join(', ')}) WHERE ${keyMatch('u')}`);
+  const inserts = new Map<string, Statement>();
+  const updates = new Map<string, Statement | null>();
+  const conflictTarget = t.pk.map(quoteIdent).join(', ');
+  return {
+    read,
+    delete: del,
+    insert(columns) {
+      const id = columns.join('\u0000');
+      let s = inserts.get(id);
+      if (!s) {
+        const names = columns.map((_, i) => `v${i + 1}`);
+        s = statement(
+          `INSERT INTO ${table} (${columns.map(quoteIdent).join(', ')}) OVERRIDING SYSTEM VALUE
+           SELECT ${columns.map((c, i) => `u.v${i + 1}::${castOf(c)}`).join(', ')}
+           FROM unnest(${arrays(columns.length)}) WITH ORDINALITY AS u(${names.join(', ')}, ord) ORDER BY u.ord
+           ON CONFLICT (${conflictTarget}) DO NOTHING`,
+        );
+        inserts.set(id, s);
+      }
+      return s;
+    },
+    update(columns) {
+      const id = columns.join('\u0000');
+      let s = updates.get(id);
+      if (s === undefined) {
+        const set = columns.filter((c) => !t.pk.includes(c));
+        s =
+          set.length === 0
+            ? null
+            : statement(
+                `UPDATE ${table} AS b SET ${set.map((c, i) => `${quoteIdent(c)} = u.v${i + 1}::${castOf(c)}`).join(', ')}
+                 FROM unnest(${arrays(k + set.length)}) AS u(${[...keyNames, ...set.map((_, i) => `v${i + 1}`)].join(', ')})
+                 WHERE ${keyMatch('u')}`,
+              );
+        updates.set(id, s);
+      }
+      return s;
+    },
+  };
+}
+
+/** New versions of rows that had none: $1 tables, $2 keys (jsonb text), $3 vectors, $4 HLCs, $5 origins, $6 tombstone flags. */
+export const RV_INSERT_MANY = statement(
+  `INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
+   SELECT u.tbl || ' ' || u.pk::jsonb::text, u.tbl, u.pk::jsonb, u.vv::jsonb, u.hlc::bigint, u.origin, u.deleted
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[]) AS u(tbl, pk, vv, hlc, origin, deleted)
+   ON CONFLICT (key) DO NOTHING`,
+);
+
+/** Compare-and-set of many versions at once: as `RV_UPDATE`, with $7 the vectors and $8 the HLCs read. */
+export const RV_UPDATE_MANY = statement(
+  `UPDATE hubsync.row_version AS rv SET vv = u.vv::jsonb, hlc = u.hlc::bigint, origin = u.origin, deleted = u.deleted
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[])
+     AS u(tbl, pk, vv, hlc, origin, deleted, old_vv, old_hlc)
+   WHERE rv.key = u.tbl || ' ' || u.pk::jsonb::text AND rv.vv = u.old_vv::jsonb AND rv.hlc = u.old_hlc::bigint`,
+);

@@ -12,18 +12,25 @@ import { resolve, strategyFor, type Strategy, type Version } from '../protocol/c
 import { decodeHlc, encodeHlc, hlcFromBigInt, hlcToBigInt } from '../protocol/hlc.js';
 import type { Change, LogEntry, Row, TenantPolicy, VersionVector } from '../protocol/messages.js';
 import { normalize } from '../protocol/version-vector.js';
+import { rowIdentity, runsOf, segmentsOf, type Write } from './apply-plan.js';
 import {
   APPLY_SESSION,
+  batchStatements,
+  CAST_TYPES_SQL,
   CONFLICT_INSERT,
   DEAD_LETTER_INSERT,
   RV_INSERT,
+  RV_INSERT_MANY,
   RV_UPDATE,
+  RV_UPDATE_MANY,
   tableStatements,
+  type BatchStatements,
   type Statement,
   type TableStatements,
 } from './apply-sql.js';
 import type { TableInfo } from './catalog.js';
 import { checkChange, type CheckedChange } from './change-check.js';
+import { quoteTable } from './sql/ident.js';
 import { isRetryableTransactionError, sqlState } from './db.js';
 import { concurrentReport, deadLetterReport, incomingVersion, versionRef, type PendingReport } from './reports.js';
 
@@ -63,6 +70,8 @@ export interface ApplyResult {
   readonly skewed: number;
   /** Whole-transaction retries after deadlocks or serialization failures. */
   readonly retries: number;
+  /** 1 when the set-based path gave way to the change-by-change path (a race, or a change that failed). */
+  readonly fallbacks: number;
 }
 
 interface Item {
@@ -73,6 +82,11 @@ interface Item {
 /** A concurrent local writer got in between: redo the source transaction. */
 class Race extends Error {
   override readonly name = 'Race';
+}
+
+/** The set-based path met a race or a change it cannot apply: run the delivery change by change. */
+class FallBack extends Error {
+  override readonly name = 'FallBack';
 }
 
 /** Retryable with the whole transaction, like a deadlock. */
@@ -145,6 +159,7 @@ export class ApplyEngine {
   private policy: TenantPolicy;
   private tables: ReadonlyMap<string, TableInfo>;
   private statements = new Map<string, TableStatements>();
+  private batches = new Map<string, BatchStatements>();
   private readonly now: () => number;
 
   constructor(
@@ -192,8 +207,16 @@ export class ApplyEngine {
       client.on('error', onError);
       let failed = false;
       try {
-        const result = await new ApplyTransaction(client, this, this.options.hooks).run(items, mode);
-        return { ...result, retries: attempt - 1 };
+        let result: Omit<ApplyResult, 'retries' | 'fallbacks'>;
+        let fallbacks = 0;
+        try {
+          result = await new ApplyTransaction(client, this, this.options.hooks).run(items, mode, true);
+        } catch (err) {
+          if (!(err instanceof FallBack)) throw err;
+          fallbacks = 1;
+          result = await new ApplyTransaction(client, this, this.options.hooks).run(items, mode, false);
+        }
+        return { ...result, retries: attempt - 1, fallbacks };
       } catch (err) {
         failed = true;
         if (attempt < max && isRetryableTransactionError(err)) {
@@ -218,6 +241,18 @@ export class ApplyEngine {
       maxSkewMs: this.options.maxForwardSkewMs,
       now: this.now(),
     };
+  }
+
+  /** @internal the multi-row statements of `t`, once its cast types are known */
+  batchFor(t: TableInfo): BatchStatements | undefined {
+    return this.batches.get(t.name);
+  }
+
+  /** @internal */
+  setCastTypes(t: TableInfo, cast: ReadonlyMap<string, string>): BatchStatements {
+    const s = batchStatements(t, cast);
+    this.batches.set(t.name, s);
+    return s;
   }
 
   /** @internal */
@@ -259,7 +294,11 @@ class ApplyTransaction {
     return this.client.query<R>({ name: s.name, text: s.text, values: values as unknown[] });
   }
 
-  async run(items: readonly Item[], mode: 'deliver' | 'snapshot'): Promise<Omit<ApplyResult, 'retries'>> {
+  /**
+   * `fast`: the set-based path (see applyMany); it throws `FallBack`, after rolling back, when the
+   * delivery needs the change-by-change path.
+   */
+  async run(items: readonly Item[], mode: 'deliver' | 'snapshot', fast: boolean): Promise<Omit<ApplyResult, 'retries' | 'fallbacks'>> {
     await this.q('BEGIN');
     try {
       await this.q(APPLY_SESSION);
@@ -293,7 +332,16 @@ class ApplyTransaction {
           if (b > floor) floor = b;
         }
       }
-      for (const group of groupByTransaction(todo)) await this.applyGroup(group, acc);
+      if (fast) {
+        try {
+          await this.applyMany(todo, acc);
+        } catch (err) {
+          if (err instanceof Race || isChangeError(err)) throw new FallBack(err instanceof Error ? err.message : String(err));
+          throw err;
+        }
+      } else {
+        for (const group of groupByTransaction(todo)) await this.applyGroup(group, acc);
+      }
       await this.q(
         `UPDATE hubsync.meta SET "cursor" = $1, clock_floor = greatest(clock_floor, $2::bigint), last_apply_at = now()`,
         [top, floor.toString()],
@@ -304,6 +352,157 @@ class ApplyTransaction {
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * The set-based path: per segment (no row twice, see apply-plan.ts) one statement per table
+   * locks the rows and reads their versions, `resolve()` decides in TypeScript, then one
+   * statement per run of like writes, and one or two for the versions. A concurrent local writer
+   * (a write or version that does not land as read) throws `Race`; the caller then rolls back and
+   * applies the delivery change by change.
+   */
+  private async applyMany(items: readonly Item[], acc: Acc): Promise<void> {
+    const checked: (CheckedChange | string)[] = [];
+    const ids: string[] = [];
+    items.forEach((it, i) => {
+      const c = checkChange(it.change, this.ctx.tables);
+      checked.push(c.ok ? c : c.reason);
+      ids.push(c.ok ? rowIdentity(c.table.name, c.key) : `\u0001${i}`);
+    });
+    for (const { start, length } of segmentsOf(ids)) {
+      await this.applySegment(items.slice(start, start + length), checked.slice(start, start + length), acc);
+    }
+  }
+
+  private async batch(t: TableInfo): Promise<BatchStatements> {
+    const known = this.engine.batchFor(t);
+    if (known) return known;
+    const res = await this.q<{ name: string; cast: string }>(CAST_TYPES_SQL, [quoteTable(t.name)]);
+    return this.engine.setCastTypes(t, new Map(res.rows.map((r) => [r.name, r.cast])));
+  }
+
+  private async applySegment(items: readonly Item[], checked: readonly (CheckedChange | string)[], acc: Acc): Promise<void> {
+    // Read: lock the rows and read their versions, one statement per table.
+    const byTable = new Map<string, number[]>();
+    checked.forEach((c, i) => {
+      if (typeof c === 'string') return;
+      const list = byTable.get(c.table.name);
+      if (list) list.push(i);
+      else byTable.set(c.table.name, [i]);
+    });
+    const reads: (LockRow | undefined)[] = [];
+    for (const [name, idx] of byTable) {
+      const t = (checked[idx[0] as number] as CheckedChange).table;
+      const bs = await this.batch(t);
+      const keys = t.pk.map((_, j) => idx.map((i) => (checked[i] as CheckedChange).key[j]));
+      const res = await this.q<LockRow & { ord: number }>(bs.read, [...keys, name]);
+      for (const r of res.rows) reads[idx[r.ord - 1] as number] = r;
+    }
+
+    // Decide.
+    const writes: Write[] = [];
+    const values = new Map<number, (string | null)[]>();
+    const rvNew: { i: number; v: Version }[] = [];
+    const rvCas: { i: number; v: Version; read: LockRow }[] = [];
+    const conflicts: { i: number; local: Version | null; incoming: Version; strategy: Strategy; winner: 'local' | 'incoming' }[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i] as Item;
+      const c = checked[i] as CheckedChange | string;
+      if (typeof c === 'string') {
+        await this.deadLetter(it, c, null, null, acc);
+        continue;
+      }
+      const t = c.table;
+      const row = reads[i];
+      if (!row) throw new Error('read statement returned no row');
+      const mismatch = t.pk.find((col, j) => row.pk[col] !== c.key[j]);
+      if (mismatch !== undefined) {
+        await this.deadLetter(
+          it,
+          `key value ${JSON.stringify(it.change.pk[mismatch])} of ${mismatch} is not in the canonical text form of its type (${JSON.stringify(row.pk[mismatch])})`,
+          null,
+          null,
+          acc,
+        );
+        continue;
+      }
+      const local: Version | null =
+        row.vv === null || row.hlc === null || row.origin === null || row.deleted === null
+          ? null
+          : { vv: row.vv, hlc: hlcHex(row.hlc), origin: row.origin, deleted: row.deleted };
+      const incoming = incomingVersion(it.change);
+      const strategy = this.strategy(t);
+      const decision = resolve(local, incoming, strategy);
+      if (decision.action === 'skip') {
+        acc.skipped++;
+        continue;
+      }
+      if (decision.action === 'apply' || decision.winner === 'incoming') {
+        const present = row.cur !== null;
+        if (it.change.op === 'delete') {
+          if (present) writes.push({ table: t.name, kind: 'delete', columns: [], index: i });
+        } else if (present) {
+          const set = c.columns.filter((col) => !t.pk.includes(col));
+          if (set.length > 0) {
+            writes.push({ table: t.name, kind: 'update', columns: set, index: i });
+            values.set(i, c.values.filter((_, j) => !t.pk.includes(c.columns[j] ?? '')));
+          }
+        } else {
+          writes.push({ table: t.name, kind: 'insert', columns: c.columns, index: i });
+          values.set(i, [...c.values]);
+        }
+        acc.applied++;
+      }
+      if (local === null) rvNew.push({ i, v: decision.version });
+      else rvCas.push({ i, v: decision.version, read: row });
+      if (decision.action === 'conflict') conflicts.push({ i, local, incoming, strategy, winner: decision.winner });
+    }
+
+    // Write: one statement per run; each must write exactly its rows, else a local writer got in.
+    for (const run of runsOf(writes)) {
+      const t = this.ctx.tables.get(run.table) as TableInfo;
+      const bs = await this.batch(t);
+      const keyArrays = (): string[][] => t.pk.map((_, j) => run.indices.map((i) => (checked[i] as CheckedChange).key[j] as string));
+      const valueArrays = (): (string | null)[][] => run.columns.map((_, j) => run.indices.map((i) => (values.get(i) as (string | null)[])[j] ?? null));
+      let res: pg.QueryResult;
+      if (run.kind === 'delete') res = await this.q(bs.delete, keyArrays());
+      else if (run.kind === 'insert') res = await this.q(bs.insert(run.columns), valueArrays());
+      else res = await this.q(bs.update(run.columns) as Statement, [...keyArrays(), ...valueArrays()]);
+      if (res.rowCount !== run.indices.length) throw new Race();
+    }
+
+    // Versions: compare-and-set against what was read.
+    const pkOf = (i: number): string => JSON.stringify((reads[i] as LockRow).pk);
+    const tblOf = (i: number): string => (checked[i] as CheckedChange).table.name;
+    if (rvNew.length > 0) {
+      const res = await this.q(RV_INSERT_MANY, [
+        rvNew.map((r) => tblOf(r.i)),
+        rvNew.map((r) => pkOf(r.i)),
+        rvNew.map((r) => JSON.stringify(normalize(r.v.vv))),
+        rvNew.map((r) => hlcSql(r.v.hlc)),
+        rvNew.map((r) => r.v.origin),
+        rvNew.map((r) => r.v.deleted),
+      ]);
+      if (res.rowCount !== rvNew.length) throw new Race();
+    }
+    if (rvCas.length > 0) {
+      const res = await this.q(RV_UPDATE_MANY, [
+        rvCas.map((r) => tblOf(r.i)),
+        rvCas.map((r) => pkOf(r.i)),
+        rvCas.map((r) => JSON.stringify(normalize(r.v.vv))),
+        rvCas.map((r) => hlcSql(r.v.hlc)),
+        rvCas.map((r) => r.v.origin),
+        rvCas.map((r) => r.v.deleted),
+        rvCas.map((r) => JSON.stringify(r.read.vv)),
+        rvCas.map((r) => r.read.hlc),
+      ]);
+      if (res.rowCount !== rvCas.length) throw new Race();
+    }
+
+    for (const k of conflicts) {
+      const c = checked[k.i] as CheckedChange;
+      await this.recordConflict(items[k.i] as Item, c.table, reads[k.i] as LockRow, k.local, k.incoming, k.strategy, k.winner, acc);
     }
   }
 
@@ -405,40 +604,52 @@ class ApplyTransaction {
       acc.applied++;
     }
     await this.setVersion(t.name, row.pk, local, row, decision.version);
-    if (decision.action === 'conflict') {
-      acc.conflicts++;
-      // One report per conflicting pair: the branch whose own version won sends it.
-      const report = decision.winner === 'local' && local !== null && local.origin === this.ctx.branchId;
-      const localVersion = local ?? incoming;
-      const res = await this.q<{ id: string; detected_at: Date }>(CONFLICT_INSERT, [
-        t.name,
-        JSON.stringify(row.pk),
-        strategy.name,
-        decision.winner,
-        JSON.stringify(versionRef(localVersion)),
-        JSON.stringify(versionRef(incoming)),
-        row.cur === null ? null : JSON.stringify(row.cur),
-        change.row === null ? null : JSON.stringify(change.row),
-        it.offset,
-        report,
-      ]);
-      const rec = res.rows[0];
-      if (report && rec) {
-        acc.reports.push({
-          kind: 'conflict',
-          id: rec.id,
-          conflict: concurrentReport({
-            table: t.name,
-            pk: row.pk,
-            strategy: strategy.name,
-            winner: localVersion,
-            loser: incoming,
-            winnerRow: row.cur,
-            loserRow: change.op === 'delete' ? null : change.row,
-            detectedAt: rec.detected_at,
-          }),
-        });
-      }
+    if (decision.action === 'conflict') await this.recordConflict(it, t, row, local, incoming, strategy, decision.winner, acc);
+  }
+
+  /** Records a conflict; the branch whose own version won reports it (one report per conflicting pair). */
+  private async recordConflict(
+    it: Item,
+    t: TableInfo,
+    row: LockRow,
+    local: Version | null,
+    incoming: Version,
+    strategy: Strategy,
+    winner: 'local' | 'incoming',
+    acc: Acc,
+  ): Promise<void> {
+    const change = it.change;
+    acc.conflicts++;
+    const report = winner === 'local' && local !== null && local.origin === this.ctx.branchId;
+    const localVersion = local ?? incoming;
+    const res = await this.q<{ id: string; detected_at: Date }>(CONFLICT_INSERT, [
+      t.name,
+      JSON.stringify(row.pk),
+      strategy.name,
+      winner,
+      JSON.stringify(versionRef(localVersion)),
+      JSON.stringify(versionRef(incoming)),
+      row.cur === null ? null : JSON.stringify(row.cur),
+      change.row === null ? null : JSON.stringify(change.row),
+      it.offset,
+      report,
+    ]);
+    const rec = res.rows[0];
+    if (report && rec) {
+      acc.reports.push({
+        kind: 'conflict',
+        id: rec.id,
+        conflict: concurrentReport({
+          table: t.name,
+          pk: row.pk,
+          strategy: strategy.name,
+          winner: localVersion,
+          loser: incoming,
+          winnerRow: row.cur,
+          loserRow: change.op === 'delete' ? null : change.row,
+          detectedAt: rec.detected_at,
+        }),
+      });
     }
   }
 

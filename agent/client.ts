@@ -461,6 +461,7 @@ class Connection {
     if (r.deadLetters) m.applied.inc({ result: 'dead_letter' }, r.deadLetters);
     if (r.skewed) m.clockSkew.inc(r.skewed);
     if (r.retries) m.applyRetries.inc(r.retries);
+    if (r.fallbacks) m.applyFallbacks.inc(r.fallbacks);
     if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
   }
 

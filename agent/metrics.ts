@@ -14,6 +14,7 @@ export class AgentMetrics {
   readonly applied: Counter<'result'>;
   readonly applySeconds: Histogram;
   readonly applyRetries: Counter;
+  readonly applyFallbacks: Counter;
   readonly cursor: Gauge;
   readonly conflictsReported: Counter<'kind'>;
   readonly conflictNotifications: Counter;
@@ -43,6 +44,11 @@ export class AgentMetrics {
       registers: [r],
     });
     this.applyRetries = new Counter({ name: `${p}apply_retries_total`, help: 'Apply transactions run again after a deadlock or serialization failure', registers: [r] });
+    this.applyFallbacks = new Counter({
+      name: `${p}apply_fallbacks_total`,
+      help: 'Deliveries applied change by change after the multi-row path met a local writer or a change it could not apply',
+      registers: [r],
+    });
     this.cursor = new Gauge({ name: `${p}cursor`, help: 'Highest hub log offset applied', registers: [r] });
     this.conflictsReported = new Counter({ name: `${p}conflict_reports_total`, help: 'conflict.report frames sent', labelNames: ['kind'], registers: [r] });
     this.conflictNotifications = new Counter({ name: `${p}conflict_notifications_total`, help: 'conflict.notify frames received', registers: [r] });

@@ -4,6 +4,7 @@
  * hub in these unit tests only) → apply.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Change } from '../protocol/messages.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
 import { cursorOf, dump, openBranch, Relay, type TestBranch } from './testing/branches.js';
 
@@ -66,9 +67,11 @@ afterAll(async () => {
   await Promise.all(dbs.map((d) => d.drop()));
 });
 
-async function relayAll(relay: Relay): Promise<void> {
+/** Relays what src wrote to dst; returns how many deliveries needed the change-by-change path. */
+async function relayAll(relay: Relay): Promise<number> {
   await relay.collect(src);
-  await relay.deliver(dst, await cursorOf(dst));
+  const results = await relay.deliver(dst, await cursorOf(dst));
+  return results.reduce((n, r) => n + r.fallbacks, 0);
 }
 
 describe('type fidelity', () => {
@@ -81,7 +84,8 @@ describe('type fidelity', () => {
     } finally {
       c.release(true);
     }
-    await relayAll(relay);
+    // Every type goes through the multi-row statements as it does through the per-change ones.
+    expect(await relayAll(relay)).toBe(0);
     const want = await dump(src.pool, 'public.every', ['id']);
     expect(want).toHaveLength(8);
     expect(await dump(dst.pool, 'public.every', ['id'])).toEqual(want);
@@ -99,8 +103,51 @@ describe('type fidelity', () => {
     await src.pool.query(`UPDATE every SET n = NULL, b = '\\xdeadbeef', ai = ai || 4 WHERE id IN (1, 6)`);
     await src.pool.query(`UPDATE "Ünïcödé key" SET k = 'renamed 🔑' WHERE k = 'ключ 🔑'`);
     await src.pool.query(`DELETE FROM every WHERE id = 8`);
-    await relayAll(relay);
+    expect(await relayAll(relay)).toBe(0);
     expect(await dump(dst.pool, 'public.every', ['id'])).toEqual(await dump(src.pool, 'public.every', ['id']));
     expect(await dump(dst.pool, 'public.Ünïcödé key', ['k'])).toEqual(await dump(src.pool, 'public.Ünïcödé key', ['k']));
+  });
+
+  it('refuses a value that does not fit its column rather than truncating it, and applies the rest', async () => {
+    const hlc = (BigInt(Date.now()) << 16n).toString(16).padStart(16, '0');
+    const insert = (id: number, row: Record<string, string>): Change => ({
+      table: 'public.every',
+      op: 'insert',
+      pk: { id: String(id) },
+      row: { id: String(id), ...row },
+      hlc,
+      vv: { far: id },
+      origin: 'far',
+      seq: id,
+      tx: String(id),
+      tx_end: true,
+    });
+    relay.append([
+      insert(901, { vc: 'thirteen char' }),
+      insert(902, { ch: 'seven c' }),
+      insert(903, { bits: '10101010101010101' }),
+      insert(904, { p: '100.01' }),
+      insert(905, { n_scaled: '123456789012345678901.5' }),
+      insert(906, { vc: 'fits', ch: 'fits', bits: '1', p: '100' }),
+    ]);
+    const [r] = await relay.deliver(dst, await cursorOf(dst), 500);
+    expect(r).toMatchObject({ applied: 1, deadLetters: 5 });
+    const kept = await dst.pool.query<{ id: string; vc: string }>(`SELECT id::text, vc FROM every WHERE id > 900 ORDER BY id`);
+    expect(kept.rows).toEqual([{ id: '906', vc: 'fits' }]);
+    const dead = await dst.pool.query<{ sqlstate: string }>(`SELECT sqlstate FROM hubsync.dead_letter ORDER BY id`);
+    expect(dead.rows.map((x) => x.sqlstate)).toEqual(['22001', '22001', '22001', '23514', '22003']);
+  });
+
+  it('applies whole deliveries with multi-row statements, not change by change', async () => {
+    await src.pool.query(`INSERT INTO every (id, tx, ai) SELECT g, 'row ' || g, ARRAY[g, NULL] FROM generate_series(1000, 1099) g`);
+    await src.pool.query(`UPDATE every SET tx = tx || ' updated', vc = 'v' || id WHERE id >= 1000`);
+    await src.pool.query(`DELETE FROM every WHERE id >= 1050`);
+    await relay.collect(src);
+    const results = [];
+    for (const page of relay.pages(dst.id, await cursorOf(dst), 500)) results.push(await dst.engine.deliver(page));
+    expect(results.reduce((n, x) => n + x.applied, 0)).toBe(250);
+    expect(results.reduce((n, x) => n + x.fallbacks, 0)).toBe(0);
+    const q = `SELECT e::text AS t FROM every e WHERE id >= 1000 ORDER BY id`;
+    expect((await dst.pool.query(q)).rows).toEqual((await src.pool.query(q)).rows);
   });
 });
