@@ -171,6 +171,8 @@ export class HubClient {
       }
       throw err;
     }
+    // stop() came while the token was on its way: there is no connection for it to shut down.
+    if (this.stopping) return { kind: 'reconnect', reason: 'stopping' };
     const ws = new WebSocket(this.endpoints.wsUrl, [this.codec.subprotocol], {
       headers: { authorization: `Bearer ${grant.token}` },
       handshakeTimeout: 15_000,
