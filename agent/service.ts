@@ -56,7 +56,13 @@ export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Pro
   return installed;
 }
 
-export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<AgentService> {
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** The jitter source of reconnect backoff (tests shorten long backoffs with it). */
+  readonly random?: () => number;
+}
+
+export async function startAgent(config: AgentConfig, options: StartOptions = {}): Promise<AgentService> {
   const log = options.logger ?? createLogger(config.logLevel);
   log.info({ config: describeConfig(config) }, 'starting the agent');
   const pool = createPool(config.databaseUrl, 6);
@@ -72,7 +78,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
       log.info({ port: config.metricsPort }, 'serving /metrics');
     }
-    const client = new HubClient({ config, pool, engine, outbox, logger: log, metrics });
+    const client = new HubClient({ config, pool, engine, outbox, logger: log, metrics, ...(options.random ? { random: options.random } : {}) });
     listener = listen(config.databaseUrl, () => client.wake(), log);
     let polling = false;
     poll = setInterval(() => {
