@@ -193,6 +193,9 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         for (const c of registry.all()) c.terminate();
         await Promise.all(conns.map((c) => c.flushCursor().catch(() => undefined)));
         await withTimeout(ctx.lastSeen.idle(), config.shutdownTimeoutMs);
+        // A maintenance pass still running would find the pool ended under it.
+        timers.forEach(clearInterval);
+        await withTimeout(maintaining, config.shutdownTimeoutMs);
         for (const fn of cleanup.reverse()) await fn();
         logger.info('hub stopped');
       })());
