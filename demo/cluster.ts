@@ -153,33 +153,51 @@ export class Cluster {
   }
 
   /**
-   * A new branch, set up the way an operator would: database and tables, `hub-broker agent
-   * install`, the branch and its API key at the hub, then the agent.
+   * New branches, set up the way an operator would, all at once: database and tables,
+   * `hub-broker agent install`, the branch and its API key at the hub, then the agent.
    */
+  async addBranches(ids: readonly string[]): Promise<DemoBranch[]> {
+    const made = await Promise.allSettled(ids.map((id) => this.prepareBranch(id)));
+    const branches = made.flatMap((m) => (m.status === 'fulfilled' ? [m.value] : []));
+    // In the order asked for, whatever order they were ready in; failed ones are not kept.
+    this.branches.push(...branches);
+    const failed = made.find((m) => m.status === 'rejected');
+    if (failed) throw failed.reason;
+    await Promise.all(branches.map((b) => b.startAgent()));
+    return branches;
+  }
+
   async addBranch(id: string): Promise<DemoBranch> {
+    const [branch] = await this.addBranches([id]);
+    return branch as DemoBranch;
+  }
+
+  private async prepareBranch(id: string): Promise<DemoBranch> {
     const database = await this.options.databases.start(id);
     const pool = new pg.Pool({ connectionString: database.url, max: 3 });
     pool.on('error', () => undefined);
-    await pool.query(BRANCH_DDL);
-    await install(pool, { tenantId: this.tenantId, branchId: id, tables: TABLES.map((t) => ({ name: t.name })) });
-    const { apiKey } = await this.hub.ctx.store.createBranch(this.tenantId, id);
-    if (apiKey === null) throw new Error(`the hub issued no API key for ${id}`);
-    const config = loadAgentConfig({
-      env: {
-        HUB_URL: this.hub.url,
-        TENANT_ID: this.tenantId,
-        BRANCH_ID: id,
-        API_KEY: apiKey,
-        DATABASE_URL: database.url,
-        AGENT_TABLES: TABLES.map((t) => t.name).join(','),
-        AGENT_POLL_MS: String(AGENT_POLL_MS),
-        LOG_LEVEL: this.options.logLevel,
-      },
-    });
-    const branch = new DemoBranch(id, database, pool, config, this.options.logDestination);
-    this.branches.push(branch);
-    await branch.startAgent();
-    return branch;
+    try {
+      await pool.query(BRANCH_DDL);
+      await install(pool, { tenantId: this.tenantId, branchId: id, tables: TABLES.map((t) => ({ name: t.name })) });
+      const { apiKey } = await this.hub.ctx.store.createBranch(this.tenantId, id);
+      if (apiKey === null) throw new Error(`the hub issued no API key for ${id}`);
+      const config = loadAgentConfig({
+        env: {
+          HUB_URL: this.hub.url,
+          TENANT_ID: this.tenantId,
+          BRANCH_ID: id,
+          API_KEY: apiKey,
+          DATABASE_URL: database.url,
+          AGENT_TABLES: TABLES.map((t) => t.name).join(','),
+          AGENT_POLL_MS: String(AGENT_POLL_MS),
+          LOG_LEVEL: this.options.logLevel,
+        },
+      });
+      return new DemoBranch(id, database, pool, config, this.options.logDestination);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
   }
 
   branch(id: string): DemoBranch {

@@ -1,13 +1,14 @@
 /**
  * The demo's embedded PostgreSQL: one PGlite database per name (the hub, each branch), each in
- * a folder of its own under one data folder and served over TCP on a free loopback port, so the
- * unchanged `pg`-based hub and agent code talks to it like to any PostgreSQL server.
+ * a folder of its own under one data folder, each in a worker thread of its own, served over
+ * TCP on a free loopback port, so the unchanged `pg`-based hub and agent code talks to it like
+ * to any PostgreSQL server.
  */
 import { mkdtemp, mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PgliteServer } from './pglite-server.js';
+import { Worker } from 'node:worker_threads';
+import type { WorkerInput, WorkerReply, WorkerRequest } from './database-worker.js';
 
 export interface EmbeddedDatabase {
   readonly name: string;
@@ -20,9 +21,62 @@ export class DataDirError extends Error {
   override readonly name = 'DataDirError';
 }
 
+/**
+ * Compiled, this file is databases.js next to database-worker.js. Run from source by tsx, the
+ * worker is .ts, and tsx's loader is not active in worker threads: the worker registers it first.
+ */
+function newWorker(workerData: WorkerInput): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./database-worker.js', import.meta.url), { workerData });
+  const worker = new URL('./database-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(worker)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/** A database worker and the replies it has not been asked for yet. */
+class DatabaseThread {
+  private readonly waiting: { type: WorkerReply['type']; resolve: (m: WorkerReply) => void; reject: (e: Error) => void }[] = [];
+  private exited = false;
+
+  constructor(readonly worker: Worker) {
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'error') {
+        for (const w of this.waiting.splice(0)) w.reject(new Error(m.message));
+        return;
+      }
+      const i = this.waiting.findIndex((w) => w.type === m.type);
+      if (i >= 0) this.waiting.splice(i, 1)[0]?.resolve(m);
+    });
+    const fail = (err: Error) => {
+      this.exited = true;
+      for (const w of this.waiting.splice(0)) w.reject(err);
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the database thread exited (code ${code})`)));
+  }
+
+  expect<T extends WorkerReply['type']>(type: T): Promise<Extract<WorkerReply, { type: T }>> {
+    if (this.exited) return Promise.reject(new Error('the database thread has exited'));
+    return new Promise((resolve, reject) => this.waiting.push({ type, resolve: resolve as (m: WorkerReply) => void, reject }));
+  }
+
+  ask<T extends WorkerReply['type']>(request: WorkerRequest, reply: T): Promise<Extract<WorkerReply, { type: T }>> {
+    const answer = this.expect(reply);
+    this.worker.postMessage(request);
+    return answer;
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    await this.ask({ type: 'stop' }, 'stopped').catch(() => undefined);
+    await this.worker.terminate();
+  }
+}
+
 export class EmbeddedDatabases {
-  private readonly open = new Map<string, { db: PGlite; server: PgliteServer; info: EmbeddedDatabase }>();
-  private template: Promise<Blob> | undefined;
+  private readonly open = new Map<string, { thread: DatabaseThread; info: EmbeddedDatabase }>();
+  /** The first database's fresh cluster, which every later one starts from (initdb once). */
+  private template: Promise<ArrayBuffer> | undefined;
 
   private constructor(
     /** The data folder. */
@@ -51,24 +105,36 @@ export class EmbeddedDatabases {
 
   /** A new database, served on a free port. */
   async start(name: string): Promise<EmbeddedDatabase> {
-    // initdb runs once per demo; every database starts as a copy of that cluster (5× faster).
-    this.template ??= PGlite.create().then(async (t) => {
-      const dump = await t.dumpDataDir('none');
-      await t.close();
-      return dump;
-    });
+    const first = this.template === undefined;
+    let made: (t: ArrayBuffer) => void = () => undefined;
+    let failed: (e: Error) => void = () => undefined;
+    if (first) {
+      this.template = new Promise((res, rej) => ((made = res), (failed = rej)));
+      this.template.catch(() => undefined);
+    }
     const dataDir = join(this.root, name);
-    const db = await PGlite.create(dataDir, { loadDataDir: await this.template });
-    const server = new PgliteServer(db, { host: '127.0.0.1', port: 0 });
+    let template: ArrayBuffer | undefined;
     try {
-      await server.start();
+      template = first ? undefined : await this.template;
+    } catch {
+      template = undefined; // the first database failed; this one runs initdb itself
+    }
+    const input: WorkerInput = { dataDir, template };
+    const thread = new DatabaseThread(newWorker(input));
+    try {
+      const { url } = await thread.expect('ready');
+      if (first) {
+        // Before anyone connects: the template is a cluster nobody has used yet.
+        made((await thread.ask({ type: 'dump' }, 'dump')).tarball);
+      }
+      const info = { name, url, dataDir };
+      this.open.set(name, { thread, info });
+      return info;
     } catch (err) {
-      await db.close().catch(() => undefined);
+      failed(err as Error);
+      await thread.stop();
       throw err;
     }
-    const info = { name, url: server.url, dataDir };
-    this.open.set(name, { db, server, info });
-    return info;
   }
 
   get(name: string): EmbeddedDatabase | undefined {
@@ -79,12 +145,7 @@ export class EmbeddedDatabases {
   async stop(): Promise<void> {
     const all = [...this.open.values()];
     this.open.clear();
-    await Promise.all(
-      all.map(async ({ db, server }) => {
-        await server.stop().catch(() => undefined);
-        await db.close().catch(() => undefined);
-      }),
-    );
+    await Promise.all(all.map(({ thread }) => thread.stop()));
   }
 
   /** Removes what this run created: the whole folder if it made it, else the databases in it. */

@@ -109,7 +109,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         say.ok(`hub listening at ${cluster.hub.url}: ${hubDb}, ${engine}`, Date.now() - t);
         say.say(`tenant ${cluster.tenantId}${external && !options.keepData ? ' (a new one for this run, deleted at exit)' : ''}, conflict strategy last-write-wins`);
         t = Date.now();
-        for (const id of BRANCHES) await cluster.addBranch(id);
+        await cluster.addBranches(BRANCHES);
         const scenario = new Scenario(cluster, say, { orders: options.orders, deadline });
         const c = cluster;
         await scenario.waitFor('every agent is connected', async () => ({
