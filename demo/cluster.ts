@@ -156,9 +156,16 @@ export class Cluster {
    * New branches, set up the way an operator would, all at once: database and tables,
    * `hub-broker agent install`, the branch and its API key at the hub, then the agent.
    */
+  private stopping = false;
+
   async addBranches(ids: readonly string[]): Promise<DemoBranch[]> {
     const made = await Promise.allSettled(ids.map((id) => this.prepareBranch(id)));
     const branches = made.flatMap((m) => (m.status === 'fulfilled' ? [m.value] : []));
+    if (this.stopping) {
+      // stop() ran while these were being set up (the run timed out): nobody else closes them.
+      await Promise.all(branches.map((b) => b.pool.end().catch(() => undefined)));
+      throw new Error('the demo is stopping');
+    }
     // In the order asked for, whatever order they were ready in; failed ones are not kept.
     this.branches.push(...branches);
     const failed = made.find((m) => m.status === 'rejected');
@@ -211,6 +218,7 @@ export class Cluster {
    * (schema included) unless `keepTenant`.
    */
   async stop(keepTenant: boolean): Promise<void> {
+    this.stopping = true;
     await Promise.all(this.branches.map((b) => b.stopAgent().catch(() => undefined)));
     await Promise.all(this.branches.map((b) => b.pool.end().catch(() => undefined)));
     if (this.hubDatabase === 'external' && !keepTenant) {

@@ -75,6 +75,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
 
   let cluster: Cluster | undefined;
+  /** Cluster.start in progress: a timeout may leave it running, and shutdown must still stop what it starts. */
+  let starting: Promise<Cluster> | undefined;
   let outcome: Outcome | undefined;
   let code: number = EXIT.failed;
   const interrupt = signalled();
@@ -97,13 +99,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       (async () => {
         let t = Date.now();
         say.say(`data folder ${databases.root} (${options.keepData ? 'kept at exit' : 'removed at exit; --keep-data keeps it'})`);
-        cluster = await Cluster.start({
+        starting = Cluster.start({
           databases,
           hubDatabaseUrl: options.hubDatabaseUrl,
           redisUrl: options.redisUrl,
           logLevel: options.verbose ? 'info' : 'warn',
           logDestination,
         });
+        cluster = await starting;
         const engine = options.redisUrl ? `Redis engine at ${redactUrl(options.redisUrl)}` : 'memory engine';
         const hubDb = external ? `PostgreSQL at ${redactUrl(options.hubDatabaseUrl as string)}` : 'embedded PostgreSQL (PGlite)';
         say.ok(`hub listening at ${cluster.hub.url}: ${hubDb}, ${engine}`, Date.now() - t);
@@ -162,6 +165,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
 
   const shutdown = async (): Promise<void> => {
+    cluster ??= await starting?.catch(() => undefined);
     await cluster?.stop(options.keepData);
     await databases.stop();
     if (!options.keepData) await databases.remove();

@@ -66,7 +66,7 @@ export class Scenario {
       }
       if (Date.now() >= this.options.deadline) {
         this.say.end();
-        throw new DemoTimeout(`timed out after ${((Date.now() - started) / 1000).toFixed(0)} s waiting until ${what} (now: ${p.status})`);
+        throw new DemoTimeout(`the demo did not finish within its time (see --timeout): waited ${((Date.now() - started) / 1000).toFixed(0)} s until ${what} (now: ${p.status})`);
       }
       this.say.progress(p.status, started);
       await new Promise((r) => setTimeout(r, intervalMs));

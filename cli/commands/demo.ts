@@ -120,5 +120,9 @@ export async function run(args: string[]): Promise<number> {
     throw err;
   }
   const { runDemo } = await import('../../demo/run.js');
-  return runDemo(options);
+  const code = await runDemo(options);
+  // Everything was stopped; should a handle still hold the event loop (a step abandoned at a
+  // timeout), the demo still ends instead of hanging the terminal.
+  setTimeout(() => process.exit(code), 5000).unref();
+  return code;
 }
