@@ -4,6 +4,7 @@
  * warmed up with none) and the hub's CPU while they sit idle for 30 s (a heartbeat round included).
  * The same fleet then serves the reconnect storm (bench/hub-reconnect.ts).
  */
+import { join } from 'node:path';
 import { Fleet } from './lib/hub-fleet.js';
 import { createDatabase, CpuSampler, freePort, HubProcess, openFiles, openFilesLimit, randomJwtKeys, sleep, type MemoryReport } from './lib/hub-process.js';
 import { mintTokens, seed } from './lib/hub-seed.js';
@@ -29,8 +30,9 @@ export interface FleetSetup {
   readonly port: number;
   readonly hubEnv: Record<string, string>;
   readonly profileDir: string | undefined;
-  /** Time to open every connection from scratch, ms. */
+  /** Time to open every connection from scratch, ms, and the hub's CPU time meanwhile. */
   readonly connectMs: number;
+  readonly connectCpuSeconds: number;
   readonly base: MemoryReport;
 }
 
@@ -38,6 +40,8 @@ export interface HubRunOptions {
   /** Run the hub child under `--cpu-prof`, profiles into this directory. */
   readonly cpuProfDir?: string;
   readonly heapProfDir?: string;
+  /** Profile the hub during the idle phase only, into this directory. */
+  readonly idleProfDir?: string;
 }
 
 const log = (s: string) => process.stderr.write(`[connections] ${s}\n`);
@@ -71,9 +75,11 @@ export async function prepareFleet(options: HubRunOptions = {}): Promise<FleetSe
 
   log(`opening ${connections} connections…`);
   const started = performance.now();
+  const cpuBefore = hub.cpuSeconds();
   await fleet.connect(connections);
   await fleet.waitAllGreeted(300_000);
   const connectMs = performance.now() - started;
+  const connectCpuSeconds = hub.cpuSeconds() - cpuBefore;
   log(`${connections} connections open in ${(connectMs / 1000).toFixed(1)} s`);
   return {
     hub,
@@ -87,6 +93,7 @@ export async function prepareFleet(options: HubRunOptions = {}): Promise<FleetSe
     hubEnv,
     profileDir: options.cpuProfDir,
     connectMs,
+    connectCpuSeconds,
     base,
   };
 }
@@ -104,6 +111,7 @@ export interface ConnectionsResult {
   readonly fdLimit: number;
   readonly tenants: number;
   readonly connectSeconds: number;
+  readonly connectCpuSeconds: number;
   readonly base: MemoryReport;
   readonly loaded: MemoryReport;
   readonly rssPerConnection: number;
@@ -116,15 +124,21 @@ export interface ConnectionsResult {
   readonly droppedWhileIdle: number;
 }
 
-export async function runConnections(setup: FleetSetup): Promise<ConnectionsResult> {
+export async function runConnections(setup: FleetSetup, options: HubRunOptions = {}): Promise<ConnectionsResult> {
   const { hub, fleet, connections } = setup;
   // Let connect-time work (cursor reads, last-seen writes) finish before measuring.
   await sleep(5000);
   const loaded = await hub.memory();
   log(`idle for ${IDLE_SECONDS} s…`);
+  if (options.idleProfDir) await hub.startProfile();
   const sampler = new CpuSampler(hub.pid, 1000).start();
   await sleep(IDLE_SECONDS * 1000);
   sampler.stop();
+  if (options.idleProfDir) {
+    const file = join(options.idleProfDir, `hub-idle-${Date.now()}.cpuprofile`);
+    await hub.stopProfile(file);
+    log(`idle profile: ${file}`);
+  }
   const after = await fleet.stats();
   const per = (a: number, b: number) => (a - b) / connections;
   return {
@@ -133,6 +147,7 @@ export async function runConnections(setup: FleetSetup): Promise<ConnectionsResu
     fdLimit: setup.fdLimit,
     tenants: setup.tenants,
     connectSeconds: setup.connectMs / 1000,
+    connectCpuSeconds: setup.connectCpuSeconds,
     base: setup.base,
     loaded,
     rssPerConnection: per(loaded.rss, setup.base.rss),
@@ -154,6 +169,7 @@ export function connectionsTable(r: ConnectionsResult): string {
     [
       ['idle connections held by one hub', formatNumber(r.connections), `${formatNumber(r.requested)}`],
       ['time to open them all (from scratch)', `${r.connectSeconds.toFixed(1)} s (${formatNumber(r.connections / r.connectSeconds)}/s)`, ''],
+      ['hub CPU to open them all', `${r.connectCpuSeconds.toFixed(1)} CPU-s (${formatNumber((r.connectCpuSeconds / r.connections) * 1e6)} µs per connection)`, ''],
       ['hub RSS: warmed up, no connections → all connected', `${(r.base.rss / MB).toFixed(0)} MB → ${(r.loaded.rss / MB).toFixed(0)} MB`, ''],
       ['hub heap used: warmed up → all connected', `${(r.base.heapUsed / MB).toFixed(1)} MB → ${(r.loaded.heapUsed / MB).toFixed(1)} MB`, ''],
       ['**RSS per connection**', `${(r.rssPerConnection / KB).toFixed(1)} KB`, `< 20 KB (${goal(r.rssPerConnection < 20 * KB)})`],

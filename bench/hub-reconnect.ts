@@ -6,7 +6,7 @@
  */
 import type { FleetSetup } from './hub-connections.js';
 import { profile } from './hub-connections.js';
-import { CpuSampler, HubProcess } from './lib/hub-process.js';
+import { buildHub, CpuSampler, HubProcess } from './lib/hub-process.js';
 import { formatNumber, markdownTable } from './lib/report.js';
 
 export interface ReconnectResult {
@@ -27,6 +27,8 @@ export interface ReconnectResult {
   readonly failed: Record<string, number>;
   readonly closes: Record<string, number>;
   readonly rssAfterMB: number;
+  /** CPU seconds of the load generator's workers from SIGTERM to full recovery. */
+  readonly generatorCpuSeconds: number;
 }
 
 const log = (s: string) => process.stderr.write(`[reconnect] ${s}\n`);
@@ -37,10 +39,12 @@ export async function runReconnect(setup: FleetSetup & { hub: HubProcess }): Pro
   const { fleet, connections } = setup;
   await fleet.reset();
   log(`restarting the hub under ${connections} connections…`);
+  await buildHub();
+  const genCpu0 = fleet.cpuSeconds();
   const t0 = wall();
   await setup.hub.stop();
   const tExit = wall();
-  const hub = HubProcess.spawn({
+  const hub = await HubProcess.spawn({
     databaseUrl: setup.databaseUrl,
     jwtKeys: setup.jwtKeys,
     port: setup.port,
@@ -59,6 +63,7 @@ export async function runReconnect(setup: FleetSetup & { hub: HubProcess }): Pro
     }
   });
   sampler.stop();
+  const generatorCpuSeconds = fleet.cpuSeconds() - genCpu0;
   const mem = await hub.memory();
   const tFull = done.allGreetedAt;
   const result: ReconnectResult = {
@@ -74,6 +79,7 @@ export async function runReconnect(setup: FleetSetup & { hub: HubProcess }): Pro
     failed: done.failed,
     closes: done.closes,
     rssAfterMB: mem.rss / 1024 / 1024,
+    generatorCpuSeconds,
   };
   log(`all ${connections} back ${result.recoverySeconds.toFixed(1)} s after SIGTERM`);
   return { result, hub };
@@ -94,8 +100,9 @@ export function reconnectTable(r: ReconnectResult): string {
       ['new hub listening → all back (hello received)', `${r.afterListenSeconds.toFixed(1)} s`, ''],
       ['**SIGTERM → all back (full recovery)**', `${r.recoverySeconds.toFixed(1)} s`, `< 30 s (${r.recoverySeconds < 30 ? 'met' : '**missed**'})`],
       ['**peak hub CPU** (1-s window)', `${(r.peakCpuCores * 100).toFixed(0)} % of one core`, ''],
-      ['hub CPU from start to full recovery', `${r.cpuSeconds.toFixed(1)} CPU-s`, ''],
+      ['hub CPU from start to full recovery', `${r.cpuSeconds.toFixed(1)} CPU-s (${formatNumber((r.cpuSeconds / r.connections) * 1e6)} µs per connection, start-up included)`, ''],
       ['hub RSS after recovery', `${r.rssAfterMB.toFixed(0)} MB`, ''],
+      ['load generator CPU, SIGTERM to full recovery (4 workers)', `${r.generatorCpuSeconds.toFixed(1)} CPU-s (${((r.generatorCpuSeconds / r.recoverySeconds) * 100).toFixed(0)} % of one core on average)`, ''],
       ['connection attempts', formatNumber(r.attempts), ''],
       ['attempts refused with an HTTP status', counts(r.refused), ''],
       ['attempts failed (no hub listening)', counts(r.failed), ''],

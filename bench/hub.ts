@@ -1,5 +1,6 @@
 /**
- * `npm run bench:hub [-- relay|connections|reconnect …] [--cpu-prof DIR] [--heap-prof DIR] [--no-write]`:
+ * `npm run bench:hub [-- relay|connections|reconnect …] [--cpu-prof DIR] [--heap-prof DIR] [--idle-prof DIR]
+ * [--codec json|msgpack] [--no-write]`:
  * the hub benchmarks of issue 3, each against its own database and hub child process. Prints a
  * table per benchmark and replaces its sub-section of `## Hub` in docs/benchmarks.md.
  *
@@ -24,18 +25,20 @@ function parseArgs(argv: readonly string[]) {
   const selected = new Set<Bench>();
   let cpuProfDir: string | undefined;
   let heapProfDir: string | undefined;
+  let idleProfDir: string | undefined;
   let write = true;
   let codecs: ('json' | 'msgpack')[] = ['msgpack', 'json'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--cpu-prof') cpuProfDir = argv[++i];
     else if (a === '--heap-prof') heapProfDir = argv[++i];
+    else if (a === '--idle-prof') idleProfDir = argv[++i];
     else if (a === '--no-write') write = false;
     else if (a === '--codec') codecs = [argv[++i] as 'json' | 'msgpack'];
     else if ((BENCHES as readonly string[]).includes(a)) selected.add(a as Bench);
-    else throw new Error(`unknown argument ${a}; use ${BENCHES.join(' | ')}, --cpu-prof DIR, --heap-prof DIR, --codec json|msgpack, --no-write`);
+    else throw new Error(`unknown argument ${a}; use ${BENCHES.join(' | ')}, --cpu-prof DIR, --heap-prof DIR, --idle-prof DIR, --codec json|msgpack, --no-write`);
   }
-  return { selected: selected.size === 0 ? new Set(BENCHES) : selected, cpuProfDir, heapProfDir, write, codecs };
+  return { selected: selected.size === 0 ? new Set(BENCHES) : selected, cpuProfDir, heapProfDir, idleProfDir, write, codecs };
 }
 
 function load(): string {
@@ -95,7 +98,7 @@ ${table}`,
       const before = load();
       setup = await prepareFleet(profiles);
       if (opts.selected.has('connections')) {
-        const r = await runConnections(setup);
+        const r = await runConnections(setup, opts.idleProfDir ? { idleProfDir: opts.idleProfDir } : {});
         const table = connectionsTable(r);
         console.log(`\nConnections\n\n${table}\n`);
         const short =

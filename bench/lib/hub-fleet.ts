@@ -4,7 +4,7 @@
  * nor one address's ephemeral ports run short.
  */
 import type { FleetCommand, FleetStats } from './hub-fleet-worker.js';
-import { IpcWorker, sleep } from './hub-process.js';
+import { cpuSeconds, IpcWorker, sleep } from './hub-process.js';
 
 type Worker = IpcWorker<FleetCommand>;
 
@@ -61,6 +61,11 @@ export class Fleet {
         return to > from ? w.request({ cmd: 'disconnect', from: 0, to: to - from }) : Promise.resolve();
       }),
     );
+  }
+
+  /** CPU seconds the worker processes used so far. */
+  cpuSeconds(): number {
+    return this.workers.reduce((a, w) => a + (w.child.pid ? cpuSeconds(w.child.pid) : 0), 0);
   }
 
   async reset(): Promise<void> {

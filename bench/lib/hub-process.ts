@@ -9,7 +9,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -198,6 +198,40 @@ export class CpuSampler {
 
 // ------------------------------------------------------------------ the hub child
 
+/** Where the hub is compiled for benchmarks (not dist/, which belongs to `npm run build`). */
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'hub-bench');
+let built: Promise<string> | undefined;
+
+/**
+ * Compiles the hub as it is in the work tree (plus the probe) into a private directory, once per
+ * run (incremental), so the hub child runs plain JavaScript as in production: no tsx loader in
+ * its start-up time or its profiles. BENCH_HUB_TSX=1 runs the sources through tsx instead.
+ */
+export function buildHub(): Promise<string> {
+  return (built ??= new Promise((resolve, reject) => {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = [tsc, '-p', 'bench/lib/tsconfig.hub-bench.json', '--outDir', BUILD_DIR, '--tsBuildInfoFile', join(BUILD_DIR, '.tsbuildinfo')];
+    const p = track(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('exit', (code) => {
+      // 2: type errors, JavaScript emitted anyway (another part of the tree may be mid-change).
+      if (code === 2) process.stderr.write(`compiling the hub reported type errors; running what was emitted:\n${out.slice(0, 2000)}\n`);
+      if (code === 0 || code === 2) resolve(BUILD_DIR);
+      else reject(new Error(`compiling the hub failed:\n${out}`));
+    });
+  }));
+}
+
+async function hubCommand(): Promise<{ flags: string[]; entry: string }> {
+  if (process.env.BENCH_HUB_TSX === '1') {
+    return { flags: ['--import', 'tsx', '--import', './bench/lib/hub-probe.ts'], entry: 'cli/hub-broker.ts' };
+  }
+  const dir = await buildHub();
+  return { flags: ['--import', pathToFileURL(join(dir, 'bench/lib/hub-probe.js')).href], entry: join(dir, 'cli/hub-broker.js') };
+}
+
 /** Two random signing keys, `kid:secret,…`, as HUB_JWT_KEYS takes them. */
 export function randomJwtKeys(): string {
   return `b1:${randomBytes(32).toString('base64url')},b0:${randomBytes(32).toString('base64url')}`;
@@ -238,9 +272,10 @@ export interface MemoryReport {
 }
 
 /**
- * One hub child process: `node --import tsx cli/hub-broker.ts hub` with its settings in the
- * environment, plus bench/lib/hub-probe.ts preloaded (memory after a full GC on request; exits
- * when this process goes away). Its log goes to a file.
+ * One hub child process: `node cli/hub-broker.js hub` compiled from the work tree (see
+ * `buildHub`) with its settings in the environment, plus bench/lib/hub-probe preloaded (memory
+ * after a full GC and CPU profiles on request; exits when this process goes away). Its log goes
+ * to a file.
  */
 export class HubProcess {
   readonly child: ChildProcess;
@@ -249,15 +284,15 @@ export class HubProcess {
   private readonly exited: Promise<number | null>;
   private probeSeq = 0;
 
-  private constructor(opts: HubProcessOptions) {
+  private constructor(opts: HubProcessOptions, command: { flags: string[]; entry: string }) {
     const dir = process.env.BENCH_LOG_DIR ?? tmpdir();
     this.logFile = join(dir, `hub-bench-${process.pid}-${opts.label ?? 'hub'}-${Date.now()}.log`);
     const fd = openSync(this.logFile, 'a');
-    const flags = ['--expose-gc', '--import', 'tsx', '--import', './bench/lib/hub-probe.ts'];
+    const flags = ['--expose-gc', ...command.flags];
     if (opts.cpuProfDir) flags.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
     if (opts.heapProfDir) flags.push('--heap-prof', `--heap-prof-dir=${opts.heapProfDir}`);
     this.child = track(
-      spawn(process.execPath, [...flags, 'cli/hub-broker.ts', 'hub'], {
+      spawn(process.execPath, [...flags, command.entry, 'hub'], {
         cwd: ROOT,
         stdio: ['ignore', fd, fd, 'ipc'],
         env: {
@@ -281,14 +316,14 @@ export class HubProcess {
 
   /** Starts the hub and waits until /health answers. */
   static async start(opts: HubProcessOptions, timeoutMs = 60_000): Promise<HubProcess> {
-    const hub = HubProcess.spawn(opts);
+    const hub = await HubProcess.spawn(opts);
     await hub.ready(timeoutMs);
     return hub;
   }
 
-  /** Starts the hub without waiting for it (its pid is there at once, to sample its start-up). */
-  static spawn(opts: HubProcessOptions): HubProcess {
-    const hub = new HubProcess(opts);
+  /** Starts the hub without waiting for it to listen (its pid is there at once, to sample its start-up). */
+  static async spawn(opts: HubProcessOptions): Promise<HubProcess> {
+    const hub = new HubProcess(opts, await hubCommand());
     onCleanup(() => hub.kill());
     return hub;
   }
@@ -339,6 +374,36 @@ export class HubProcess {
 
   cpuSeconds(): number {
     return cpuSeconds(this.pid);
+  }
+
+  /** Starts a CPU profile inside the hub (one phase only, unlike --cpu-prof). */
+  startProfile(): Promise<void> {
+    return this.probe({ type: 'profile', action: 'start' });
+  }
+
+  /** Stops the profile started by `startProfile` and writes it to `file` (.cpuprofile). */
+  stopProfile(file: string): Promise<void> {
+    return this.probe({ type: 'profile', action: 'stop', file });
+  }
+
+  private probe(msg: Record<string, unknown>, timeoutMs = 30_000): Promise<void> {
+    const id = ++this.probeSeq;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.child.off('message', onMessage);
+        reject(new Error(`the hub did not answer the ${String(msg.type)} probe`));
+      }, timeoutMs);
+      const onMessage = (m: unknown) => {
+        const r = m as { type?: string; id?: number; error?: string };
+        if (r.type !== msg.type || r.id !== id) return;
+        clearTimeout(t);
+        this.child.off('message', onMessage);
+        if (r.error) reject(new Error(r.error));
+        else resolve();
+      };
+      this.child.on('message', onMessage);
+      this.child.send({ ...msg, id });
+    });
   }
 
   /** SIGTERM (graceful shutdown: close 1012, finish appends); resolves with the exit code. */
