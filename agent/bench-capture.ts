@@ -16,10 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { install } from './install.js';
 
-interface Options {
+export interface CaptureOptions {
   seconds: number;
   rounds: number;
   clients: number;
@@ -27,8 +28,36 @@ interface Options {
   rows: number;
 }
 
+export type Options = CaptureOptions;
+
+export const CAPTURE_DEFAULTS: CaptureOptions = {
+  seconds: 5,
+  rounds: 5,
+  clients: 4,
+  adminUrl: process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  rows: 100_000,
+};
+
+export type CaptureWorkload = 'insert' | 'update';
+
+/** Medians over the rounds, per workload: tps without triggers, with them, with NOTIFY on every write. */
+export interface CaptureResult {
+  readonly options: CaptureOptions;
+  readonly workloads: Record<
+    CaptureWorkload,
+    {
+      readonly plain: number;
+      readonly synced: number;
+      readonly notify: number;
+      /** Median over rounds of 1 − synced/plain (rounds measured back to back). */
+      readonly overhead: number;
+      readonly notifyOverhead: number;
+    }
+  >;
+}
+
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seconds: 5, rounds: 5, clients: 4, adminUrl: process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', rows: 100_000 };
+  const o: Options = { ...CAPTURE_DEFAULTS };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1] ?? ''];
     if (k === '--seconds') o.seconds = Number(v);
@@ -61,8 +90,8 @@ function pgbench(url: URL, script: string, o: Options): number {
   return Number(m[1]);
 }
 
-async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+/** Runs the benchmark in a database of its own (dropped at the end); progress goes to stderr. */
+export async function runCaptureBench(o: CaptureOptions = CAPTURE_DEFAULTS): Promise<CaptureResult> {
   const name = `hbt_${Date.now().toString(36)}_bench_capture`;
   const admin = new pg.Client({ connectionString: o.adminUrl });
   await admin.connect();
@@ -117,16 +146,14 @@ async function main(): Promise<void> {
         console.error(`round ${round + 1} ${workload}: ${variants.map((v) => `${v} ${(tps[v] ?? 0).toFixed(0)}`).join(', ')} tps`);
       }
     }
-    console.log(`\nCapture overhead, pgbench ${o.clients} clients, single-row transactions, ${o.seconds} s runs × ${o.rounds} rounds`);
-    console.log('workload  without triggers  with triggers  overhead  with NOTIFY on every write  overhead');
-    const pct = (ratio: number) => `${((1 - ratio) * 100).toFixed(1).padStart(7)} %`;
-    for (const w of ['insert', 'update']) {
-      console.log(
-        `${w.padEnd(8)}  ${median(results[`${w}:plain`] ?? []).toFixed(0).padStart(16)}  ${median(results[`${w}:synced`] ?? []).toFixed(0).padStart(13)}  ` +
-          `${pct(median(ratios[`${w}:synced`] ?? []))}  ${median(results[`${w}:notify`] ?? []).toFixed(0).padStart(26)}  ${pct(median(ratios[`${w}:notify`] ?? []))}`,
-      );
-    }
-    console.log('(tps: medians; overhead: median over rounds of 1 − with/without, measured back to back)');
+    const summary = (w: CaptureWorkload) => ({
+      plain: median(results[`${w}:plain`] ?? []),
+      synced: median(results[`${w}:synced`] ?? []),
+      notify: median(results[`${w}:notify`] ?? []),
+      overhead: 1 - median(ratios[`${w}:synced`] ?? []),
+      notifyOverhead: 1 - median(ratios[`${w}:notify`] ?? []),
+    });
+    return { options: o, workloads: { insert: summary('insert'), update: summary('update') } };
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await pool.end();
@@ -135,7 +162,25 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const r = await runCaptureBench(o);
+  console.log(`\nCapture overhead, pgbench ${o.clients} clients, single-row transactions, ${o.seconds} s runs × ${o.rounds} rounds`);
+  console.log('workload  without triggers  with triggers  overhead  with NOTIFY on every write  overhead');
+  const pct = (x: number) => `${(x * 100).toFixed(1).padStart(7)} %`;
+  for (const w of ['insert', 'update'] as const) {
+    const x = r.workloads[w];
+    console.log(
+      `${w.padEnd(8)}  ${x.plain.toFixed(0).padStart(16)}  ${x.synced.toFixed(0).padStart(13)}  ${pct(x.overhead)}  ${x.notify.toFixed(0).padStart(26)}  ${pct(x.notifyOverhead)}`,
+    );
+  }
+  console.log('(tps: medians; overhead: median over rounds of 1 − with/without, measured back to back)');
+}
+
+// Run as a command (`npx tsx agent/bench-capture.ts`), not when bench/sync.ts imports it.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}
