@@ -128,6 +128,26 @@ describe('compaction, snapshots and retention', () => {
     expect(text).toMatch(new RegExp(`hub_broker_log_depth\\{tenant="acme"[^}]*\\} ${head - 3}`));
   });
 
+  it('drops the lag gauge of a deleted branch and both gauges of a deleted tenant at the next pass', async () => {
+    await app.ctx.store.createTenant('gone', {});
+    await seedBranch(app.ctx.store, 'gone', 'g1');
+    await seedBranch(app.ctx.store, T, 'doomed');
+    await app.maintain();
+    const metrics = async () => (await fetch(`${app.url}/metrics`)).text();
+    expect(await metrics()).toMatch(/hub_broker_branch_lag\{tenant="acme",branch="doomed"/);
+    expect(await metrics()).toMatch(/hub_broker_log_depth\{tenant="gone"/);
+
+    await app.ctx.store.deleteBranch(T, 'doomed');
+    await app.ctx.store.deleteTenant('gone', 'delete');
+    await app.maintain();
+    const text = await metrics();
+    expect(text).not.toMatch(/branch="doomed"/);
+    expect(text).not.toMatch(/tenant="gone"[^}]*\} /);
+    // The others stay.
+    expect(text).toMatch(/hub_broker_branch_lag\{tenant="acme",branch="slow"/);
+    expect(text).toMatch(/hub_broker_log_depth\{tenant="acme"/);
+  });
+
   it('tells a branch that fell behind the maximum log size to bootstrap, while connected and on connect', async () => {
     const bounded = await startTestHub(db.url, {
       retentionMaxEntries: 2,
