@@ -48,4 +48,22 @@ describe('conflict reports', () => {
     expect(store.received('conflict.notify')).toHaveLength(1);
     for (const x of [hq, store, other]) await x.close();
   });
+
+  it('holds the notice for a branch that is offline and sends it, once, when it connects', async () => {
+    await expect.poll(() => app.ctx.registry.get('acme', 'other')).toBeUndefined();
+    const hq = await open('hq');
+    hq.send({ type: 'conflict.report', id: 'c3', conflict: { ...conflict('hq', 'other'), pk: { id: '456' } } });
+    await expect.poll(async () => (await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' })).length).toBe(3);
+    const other = await open('other');
+    const notify = await other.next('conflict.notify');
+    expect(notify).toMatchObject({ reported_by: 'hq', conflict: { pk: { id: '456' }, loser_row: { email: 'old@example.com' } } });
+    await other.close();
+    // Sent once: taken from the tenant schema, and the next connection gets nothing held.
+    const { rows } = await app.ctx.pool.query(`SELECT count(*)::int AS n FROM tenant_acme.notices`);
+    expect(rows[0].n).toBe(0);
+    const again = await open('other');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(again.received('conflict.notify')).toEqual([]);
+    for (const x of [hq, again]) await x.close();
+  });
 });

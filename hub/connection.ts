@@ -11,6 +11,7 @@ import {
   PROTOCOL_VERSION,
   type AgentToHub,
   type Codec,
+  type ConflictNotify,
   type ConflictReport,
   type HubToAgent,
   type LogEntry,
@@ -22,6 +23,7 @@ import { Delivery, type SharedDeliver } from './delivery.js';
 import { Directory, type TenantView } from './directory.js';
 import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type CloseCode } from './errors.js';
 import * as log from './log.js';
+import { holdNotice, takeNotices } from './notices.js';
 import { takeAll, type BucketState } from './rate-limit.js';
 import type { ConnectionInfo, RegisteredConnection } from './registry.js';
 import { admitBatch, conflictRecipient } from './routing.js';
@@ -179,6 +181,7 @@ export class Connection implements RegisteredConnection {
         token_expires_at: new Date(this.exp * 1000).toISOString(),
       });
       this.delivery.start(pos.cursor, bootstrap, pos.head);
+      if (pos.notices) void this.sendHeldNotices(this.view!.schema);
       void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     } catch (err) {
       ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'opening a connection failed');
@@ -186,10 +189,11 @@ export class Connection implements RegisteredConnection {
     }
   }
 
-  /** Encodes and sends one frame; closes the socket when its buffer passed the cap. */
-  send(frame: HubToAgent): void {
-    if (this.closed) return;
+  /** Encodes and sends one frame (closing the socket when its buffer passed the cap); false when it is closing or closed. */
+  send(frame: HubToAgent): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return false;
     this.write(this.codec.encode(frame), frame.type);
+    return true;
   }
 
   close(code: CloseCode): void {
@@ -450,12 +454,18 @@ export class Connection implements RegisteredConnection {
     });
     const to = conflictRecipient(this.branchId, c.loser.origin, view);
     if (to) {
-      await ctx.fanout.sendConflict(this.tenantId, to, {
-        type: 'conflict.notify',
-        id: this.nextId('c'),
-        reported_by: this.branchId,
-        conflict: c,
-      });
+      const notice: ConflictNotify = { type: 'conflict.notify', id: this.nextId('c'), reported_by: this.branchId, conflict: c };
+      // Offline: held in the tenant schema and sent when it connects.
+      if (!(await ctx.fanout.sendConflict(this.tenantId, to, notice))) await holdNotice(ctx.pool, view.schema, to, notice);
+    }
+  }
+
+  /** Conflict notices held while this branch was offline. */
+  private async sendHeldNotices(schema: string): Promise<void> {
+    try {
+      for (const notice of await takeNotices(this.ctx.pool, schema, this.branchId)) this.send(notice);
+    } catch (err) {
+      this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'could not send held conflict notices');
     }
   }
 

@@ -10,7 +10,7 @@ import type { Connection } from './connection.js';
 import type { Directory } from './directory.js';
 import type { Engine } from './engine/types.js';
 import type { Fanout } from './fanout.js';
-import type { BranchPosition } from './log.js';
+import type { ConnectPosition } from './log.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -58,7 +58,7 @@ export interface HubContext {
   readonly snapshots: SnapshotService;
   readonly inflight: InFlight;
   /** Cursor and head for hello, batched per tenant schema. */
-  readonly positions: Batcher<string, BranchPosition>;
+  readonly positions: Batcher<string, ConnectPosition>;
   /** `last_seen_at` writes at connect and close, batched: [tenant, branch]. */
   readonly lastSeen: Batcher<readonly [string, string], void>;
   /** Set when a graceful shutdown began: no new connections, no new frames. */

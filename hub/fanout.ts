@@ -37,13 +37,11 @@ export class Fanout {
     }
   }
 
-  /** A conflict notification for `branch`, wherever it is connected; dropped when it is offline. */
+  /** A conflict notification for `branch`, wherever it is connected; false when it is not (the caller holds it). */
   async sendConflict(tenant: string, branch: string, frame: ConflictNotify): Promise<boolean> {
     const local = this.registry.get(tenant, branch);
-    if (local) {
-      local.send(frame);
-      return true;
-    }
+    // A connection that is closing does not count: the notice is held for the next one.
+    if (local?.send(frame)) return true;
     if (this.engine.kind === 'memory') return false;
     const loc = (await this.engine.locate(tenant)).get(branch);
     if (!loc || loc.server === this.instanceId) return false;

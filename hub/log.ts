@@ -276,14 +276,20 @@ export async function branchPosition(q: Queryable, schema: string, branch: strin
   };
 }
 
+/** A branch's position when it connects, and whether conflict notices wait for it. */
+export interface ConnectPosition extends BranchPosition {
+  readonly notices: boolean;
+}
+
 /**
  * `branchPosition` of several branches of one tenant in one statement (one snapshot, one head),
  * in the order asked; connections opening together share it (see hub/batcher.ts).
  */
-export async function branchPositions(q: Queryable, schema: string, branches: readonly string[]): Promise<BranchPosition[]> {
+export async function branchPositions(q: Queryable, schema: string, branches: readonly string[]): Promise<ConnectPosition[]> {
   const s = quoteIdent(schema);
-  const { rows } = await q.query<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string }>(
-    `SELECT coalesce(c.pos, 0) AS cursor, h.head, h.pruned_upto, h.compacted_upto
+  const { rows } = await q.query<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string; notices: boolean }>(
+    `SELECT coalesce(c.pos, 0) AS cursor, h.head, h.pruned_upto, h.compacted_upto,
+            EXISTS (SELECT 1 FROM ${s}.notices n WHERE n.branch_id = b.branch_id) AS notices
        FROM (SELECT greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head, m.pruned_upto, m.compacted_upto
                FROM ${s}.meta m) h
       CROSS JOIN unnest($1::text[]) WITH ORDINALITY AS b(branch_id, i)
@@ -298,6 +304,7 @@ export async function branchPositions(q: Queryable, schema: string, branches: re
       head: Number(r?.head ?? 0),
       prunedUpto: Number(r?.pruned_upto ?? 0),
       compactedUpto: Number(r?.compacted_upto ?? 0),
+      notices: r?.notices === true,
     };
   });
 }

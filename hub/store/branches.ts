@@ -160,14 +160,17 @@ export async function setBranchStatus(
   });
 }
 
-/** Deletes the branch, its keys and its cursor. */
+/** Deletes the branch, its keys, its cursor and the conflict notices held for it. */
 export async function deleteBranch(pool: pg.Pool, tenantId: string, id: string, source = 'admin'): Promise<boolean> {
   return withTransaction(pool, async (c) => {
     const tenant = await c.query<{ schema_name: string }>('SELECT schema_name FROM hub.tenants WHERE id = $1', [tenantId]);
     const { rowCount } = await c.query('DELETE FROM hub.branches WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
     if (!rowCount) return false;
     const schema = tenant.rows[0]?.schema_name;
-    if (schema) await c.query(`DELETE FROM ${quoteIdent(schema)}.cursors WHERE branch_id = $1`, [id]);
+    if (schema) {
+      await c.query(`DELETE FROM ${quoteIdent(schema)}.cursors WHERE branch_id = $1`, [id]);
+      await c.query(`DELETE FROM ${quoteIdent(schema)}.notices WHERE branch_id = $1`, [id]);
+    }
     await notifyControl(c, { kind: 'branch', tenant: tenantId, branch: id, op: 'deleted' });
     await appendAudit(c, { tenantId, branchId: id, event: 'branch.deleted', source });
     return true;

@@ -91,6 +91,21 @@ const TENANT: readonly Migration[] = [
       INSERT INTO $S.meta DEFAULT VALUES;
     `,
   },
+  {
+    version: 2,
+    name: 'conflict notices held for offline branches',
+    // IF NOT EXISTS: a schema retained by a deleted tenant is taken back at version 1 (its real
+    // version is not recorded anywhere), so migrations after the first must be idempotent.
+    sql: `
+      CREATE TABLE IF NOT EXISTS $S.notices (
+        id bigserial PRIMARY KEY,
+        branch_id text NOT NULL,
+        frame jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX IF NOT EXISTS notices_branch_id_id_idx ON $S.notices (branch_id, id);
+    `,
+  },
 ];
 
 export const TENANT_SCHEMA_VERSION = TENANT[TENANT.length - 1]?.version ?? 0;

@@ -32,13 +32,13 @@ describe('hub store', () => {
     expect(rows).toEqual([{ version: 1 }]);
   });
 
-  it('creates a tenant with its schema, log, cursors and compacted-state tables', async () => {
+  it('creates a tenant with its schema, log, cursors, compacted-state and conflict-notice tables', async () => {
     const t = await store.createTenant('acme-retail', { maxBranches: 5, rateLimit: { messagesPerSecond: 100, burst: 200 } });
     expect(t).toMatchObject({ id: 'acme-retail', status: 'active', maxBranches: 5, schemaName: 'tenant_acme_retail' });
     const { rows } = await pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenant_acme_retail' ORDER BY 1`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['cursors', 'log', 'meta', 'state']);
+    expect(rows.map((r) => r.table_name)).toEqual(['cursors', 'log', 'meta', 'notices', 'state']);
     await expect(store.createTenant('acme-retail')).rejects.toMatchObject({ code: 'conflict' });
   });
 
