@@ -99,7 +99,7 @@ function writer(x: Branch, id: number, base: number): { written: () => number; s
         k > 5 ? `UPDATE item SET v = 1 WHERE id = ${base + k - 5}` : 'SELECT 1',
       );
       i = k;
-      await tick(15);
+      await tick(20);
     }
   })();
   const w = {
@@ -162,13 +162,13 @@ afterAll(async () => {
   await e2e.close();
 }, 60_000);
 
-describe('restarts', { timeout: 60_000 }, () => {
+describe('restarts', { timeout: 90_000 }, () => {
   it('an agent killed with SIGKILL while it sends a steady stream of writes resends what was not acknowledged: nothing lost, nothing applied twice', async () => {
     // Small batches: many are in flight when the kill comes.
     await killAgent(a);
     spawnAgent(a, { AGENT_BATCH_SIZE: '2', AGENT_POLL_MS: '100' });
     const w = writer(a, 1, 10_000);
-    for (const seen of [15, 40]) {
+    for (const seen of [10, 25]) {
       await until(`c holds ${seen} of a's increments`, async () => (await counterAt(c, 1)) >= seen);
       // Mid-stream: some of a's writes are at the hub, some are still waiting in a's outbox.
       await until('a has unsent writes', async () => (await a.pending()) > 0);
@@ -177,7 +177,7 @@ describe('restarts', { timeout: 60_000 }, () => {
       await until('a wrote more while its agent was down', async () => w.written() >= at + 5);
       spawnAgent(a, { AGENT_BATCH_SIZE: '2', AGENT_POLL_MS: '100' });
     }
-    await until("c holds 60 of a's increments", async () => (await counterAt(c, 1)) >= 60);
+    await until("c holds 40 of a's increments", async () => (await counterAt(c, 1)) >= 40);
     const n = await w.stop();
 
     const [counters, items] = await converged(all, DUMP);
