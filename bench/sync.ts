@@ -22,7 +22,7 @@ import { CAPTURE_DEFAULTS, runCaptureBench, type CaptureResult } from '../agent/
 import { install } from '../agent/install.js';
 import { HubStore, tenantSchemaName } from '../hub/store/index.js';
 import { TEST_ARGON2 } from '../hub/testing/harness.js';
-import { cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
+import { buildHub, cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
 import { machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 
 const LOCK = '/tmp/hub-broker-bench.lock';
@@ -164,10 +164,11 @@ async function setUp(): Promise<Setup> {
     await install(pool, { tenantId: TENANT, branchId: id, tables: [{ name: 'public.bench_item' }] });
     branches[id] = { id, url: db.url, pool, apiKey: apiKeys.get(id) as string };
   }
+  const command = await agentCommand();
   for (const id of BRANCHES) {
     const port = await freePort();
     branches[id].metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    branches[id].agent = startAgent(hub, branches[id], port);
+    branches[id].agent = startAgent(command, hub, branches[id], port);
   }
 
   const scriptDir = mkdtempSync(join(os.tmpdir(), 'bench-sync-'));
@@ -175,10 +176,16 @@ async function setUp(): Promise<Setup> {
   return { hub, hubPool, branches, scriptDir };
 }
 
+/** `hub-broker agent` compiled with the hub (plain JavaScript, as in production); BENCH_HUB_TSX=1 runs the sources through tsx. */
+async function agentCommand(): Promise<string[]> {
+  if (process.env.BENCH_HUB_TSX === '1') return ['--import', 'tsx', 'cli/hub-broker.ts', 'agent'];
+  return [join(await buildHub(), 'cli', 'hub-broker.js'), 'agent'];
+}
+
 /** `hub-broker agent` for a branch, default settings, as a child process; its output is kept for errors. */
-function startAgent(hub: HubProcess, b: BranchDb, metricsPort: number): ChildProcess {
+function startAgent(command: readonly string[], hub: HubProcess, b: BranchDb, metricsPort: number): ChildProcess {
   const child = track(
-    spawn(process.execPath, ['--import', 'tsx', 'cli/hub-broker.ts', 'agent'], {
+    spawn(process.execPath, [...command], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -581,7 +588,7 @@ async function main(): Promise<void> {
 1-minute load average ${loadBefore} before, ${loadAfterSync} after the sync phases, ${loadEnd} at the end, on ${os.availableParallelism()} cores.${busy}
 
 Three branches, each with its own PostgreSQL database (same server) and its own agent
-(\`hub-broker agent\` child process, default settings: NOTIFY wake-up, batches of 100, 4 in
+(\`hub-broker agent\` child process compiled like the hub, default settings: NOTIFY wake-up, batches of 100, 4 in
 flight, MessagePack), one hub child process (default settings, log level warn), all on this
 machine with pgbench and PostgreSQL. pgbench (${CLIENTS} clients, 2 threads) writes at branch A; B and C
 apply. Table \`bench_item\` (bigint key from a sequence, two ints, ~50 bytes of text, two
