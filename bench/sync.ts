@@ -537,6 +537,35 @@ function goalsTable(fixed: readonly PhaseResult[], saturated: readonly PhaseResu
   return markdownTable(['Goal (issue 4)', 'Measured', 'For scale', 'Result'], rows);
 }
 
+/** What the figures say about where the time goes, from the figures themselves. */
+function reading(fixed: readonly PhaseResult[], saturated: readonly PhaseResult[]): string {
+  const notes: string[] = [];
+  for (const r of [...fixed, ...saturated]) {
+    const phase = `${r.workload.name}, ${r.offered === undefined ? 'saturated' : `${r.offered.toLocaleString('en-US')} rows/s`}`;
+    const worst = r.destinations.reduce((a, b) => (b.deliveredPerSecond < a.deliveredPerSecond ? b : a));
+    const capacity = (worst.rowsPerApply / worst.applyMs) * 1000;
+    const behind = worst.deliveredPerSecond < 0.98 * r.sourcePerSecond;
+    const legs = `A → hub log p50 ${ms(worst.toHubP50Ms)} ms, hub log → applied p50 ${ms(worst.fromHubP50Ms)} ms`;
+    notes.push(
+      `- ${phase}: ${legs}; destination ${worst.branch.toUpperCase()} applied ${worst.rowsPerApply.toFixed(1)} rows per delivery in ${worst.applyMs.toFixed(1)} ms ` +
+        `(at most ~${rate(capacity).toLocaleString('en-US')} rows/s while applying back to back)` +
+        (behind
+          ? `, below the source's ${rate(r.sourcePerSecond).toLocaleString('en-US')} rows/s: it fell behind during the phase, so its latency grew with the phase's length (not a steady state).`
+          : ', and kept up with the source.') +
+        (r.destinations.some((d) => d.fallbacks > 0) ? ` Some deliveries fell back to the change-by-change path (${r.destinations.map((d) => `${d.branch.toUpperCase()} ${d.fallbacks}`).join(', ')}).` : ''),
+    );
+  }
+  return `Where the time goes (slower destination per phase):
+
+${notes.join('\n')}
+
+The agent applies deliveries one at a time, one transaction each, and in live mode the hub
+pushes each appended batch as a \`sync.deliver\` of its own (until 20,000 entries are
+unapplied), so a destination that falls behind gets a queue of small deliveries: its rate is
+bounded by rows per delivery ÷ time per apply transaction. The three branch databases share one PostgreSQL server (one WAL, so the apply
+commits queue behind the source's) and the machine's cores with pgbench, the hub and the agents.`;
+}
+
 function load(): string {
   return (os.loadavg()[0] ?? 0).toFixed(2);
 }
@@ -583,7 +612,7 @@ async function main(): Promise<void> {
   if (tables.capture) console.log(`Capture overhead\n\n${tables.capture}\n`);
   console.log(`Goals\n\n${tables.goals}\n`);
 
-  const busy = Math.max(Number(loadBefore), Number(loadAfterSync), Number(loadEnd)) > 1 ? ' The machine was shared with other work during the run: figures may be low.' : '';
+  const busy = Number(loadBefore) > 0.5 ? ' The machine was shared with other work during the run (load before it started): figures may be low.' : '';
   const body = `Command: \`${command}\` (bench/sync.ts; capture overhead by agent/bench-capture.ts), run ${timestamp(started)} on ${machineLine()}.
 1-minute load average ${loadBefore} before, ${loadAfterSync} after the sync phases, ${loadEnd} at the end, on ${os.availableParallelism()} cores.${busy}
 
@@ -616,6 +645,8 @@ with p99 ${REFERENCE.bucardo.p99Ms} ms; Bucardo's triggers cost 45 % of the inse
 ### Goals
 
 ${tables.goals}
+
+${reading(fixed, saturated)}
 
 ### Fixed load, ${FIXED_RATE.toLocaleString('en-US')} rows/s
 
