@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, closeAction, deadAfter, LONG, RECONNECT, reconnectDelay, refreshDelay } from './backoff.js';
+import { backoffDelay, closeAction, deadAfter, LONG, RECONNECT, reconnectDelay, refreshDelay, RESTART, RESTART_WINDOW_MS } from './backoff.js';
 
 describe('backoffDelay', () => {
   it('stays within [0, min(cap, base·2^attempt)) for every attempt and random draw', () => {
@@ -40,6 +40,19 @@ describe('closeAction', () => {
     [4029, 'reconnect-later', false],
   ])('close %i → %s (new token: %s)', (code, kind, newToken) => {
     expect(closeAction(code)).toMatchObject({ kind, newToken });
+  });
+
+  it('retries every few seconds while a restarting hub is away, and backs off as usual once that took over a minute', () => {
+    const refused = { kind: 'reconnect', reason: 'ECONNREFUSED' } as const;
+    for (let failures = 1; failures < 20; failures++) {
+      expect(reconnectDelay(refused, failures, () => 0.999, 10_000)).toBeLessThan(RESTART.capMs);
+    }
+    expect(reconnectDelay(refused, 8, () => 0.999, RESTART_WINDOW_MS + 1)).toBeGreaterThan(RESTART.capMs * 10);
+    expect(reconnectDelay(refused, 8, () => 0.999)).toBeGreaterThan(RESTART.capMs * 10);
+    // A suspension during the window still backs off long.
+    expect(reconnectDelay(closeAction(4003), 8, () => 0.999, 1000)).toBeGreaterThan(LONG.baseMs);
+    expect(closeAction(1012)).toMatchObject({ restart: true });
+    expect(closeAction(4001)).not.toHaveProperty('restart');
   });
 
   it('reconnects at once within a second after a hub restart, and backs off long after a suspension', () => {

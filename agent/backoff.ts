@@ -11,6 +11,14 @@ export interface Backoff {
 }
 
 export const RECONNECT: Backoff = { baseMs: 500, capMs: 60_000 };
+/**
+ * After the hub announced a restart (close 1001/1012), failed attempts retry on this short
+ * schedule for `RESTART_WINDOW_MS`: a restart takes seconds, and the usual schedule would have
+ * grown to tens of seconds by the time the hub listens again, leaving it idle while every agent
+ * sleeps. Past the window (the restart is not short after all) the usual schedule resumes.
+ */
+export const RESTART: Backoff = { baseMs: 1000, capMs: 5000 };
+export const RESTART_WINDOW_MS = 60_000;
 /** Suspended, replaced by another agent, or refused for violations: do not hammer the hub. */
 export const LONG: Backoff = { baseMs: 15_000, capMs: 10 * 60_000 };
 
@@ -26,7 +34,7 @@ export function backoffDelay(attempt: number, b: Backoff, random: () => number =
 
 export type CloseAction =
   /** Reconnect soon (jittered within a second): the hub restarts or sheds load. */
-  | { readonly kind: 'reconnect-now'; readonly reason: string }
+  | { readonly kind: 'reconnect-now'; readonly reason: string; readonly restart?: boolean }
   /** Reconnect with the usual exponential backoff. */
   | { readonly kind: 'reconnect'; readonly reason: string }
   /** Reconnect with the long backoff. */
@@ -37,7 +45,7 @@ export function closeAction(code: number): CloseAction & { readonly newToken: bo
   switch (code) {
     case 1001:
     case 1012:
-      return { kind: 'reconnect-now', reason: 'hub going away or restarting', newToken: false };
+      return { kind: 'reconnect-now', reason: 'hub going away or restarting', restart: true, newToken: false };
     case 4001:
       return { kind: 'reconnect-now', reason: 'token expired or invalid', newToken: true };
     case 4008:
@@ -55,9 +63,15 @@ export function closeAction(code: number): CloseAction & { readonly newToken: bo
   }
 }
 
-/** Delay before the next connection attempt, given the close action and consecutive failures. */
-export function reconnectDelay(action: CloseAction, failures: number, random: () => number = Math.random): number {
+/**
+ * Delay before the next connection attempt, given the close action, consecutive failures, and
+ * how long ago the hub announced a restart (undefined: it did not, or the agent connected since).
+ */
+export function reconnectDelay(action: CloseAction, failures: number, random: () => number = Math.random, sinceRestartMs?: number): number {
   if (action.kind === 'reconnect-now') return Math.floor(random() * 1000);
+  if (action.kind === 'reconnect' && sinceRestartMs !== undefined && sinceRestartMs < RESTART_WINDOW_MS) {
+    return backoffDelay(failures, RESTART, random);
+  }
   return backoffDelay(failures, action.kind === 'reconnect-later' ? LONG : RECONNECT, random);
 }
 

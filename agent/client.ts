@@ -64,6 +64,8 @@ export class HubClient {
   private stopping = false;
   /** Consecutive connections that ended before or without a greeting. */
   private failures = 0;
+  /** When the hub last closed with "restarting" (1001/1012) and no connection succeeded since. */
+  private restartAnnouncedAt: number | undefined;
   private grant: TokenGrant | undefined;
   private conn: Connection | undefined;
   private wakeSleep: (() => void) | undefined;
@@ -115,7 +117,9 @@ export class HubClient {
       }
       if (this.stopping) break;
       if (action.newToken) this.grant = undefined;
-      const delay = Math.max(reconnectDelay(action, this.failures, this.random), action.retryAfterMs ?? 0);
+      if (action.kind === 'reconnect-now' && action.restart) this.restartAnnouncedAt = Date.now();
+      const sinceRestart = this.restartAnnouncedAt === undefined ? undefined : Date.now() - this.restartAnnouncedAt;
+      const delay = Math.max(reconnectDelay(action, this.failures, this.random, sinceRestart), action.retryAfterMs ?? 0);
       this.failures++;
       log.info({ reason: action.reason, delayMs: delay }, 'reconnecting');
       await new Promise<void>((resolve) => {
@@ -184,7 +188,10 @@ export class HubClient {
     this.conn = conn;
     try {
       const outcome = await conn.closed;
-      if (conn.greeted) this.failures = 0;
+      if (conn.greeted) {
+        this.failures = 0;
+        this.restartAnnouncedAt = undefined;
+      }
       return outcome;
     } finally {
       this.conn = undefined;

@@ -183,21 +183,38 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
     const stop = () =>
       (stopping ??= (async () => {
         ctx.draining = true;
+        // How long each step took, logged at the end: where a slow shutdown spends its time.
+        const phasesMs: Record<string, number> = {};
+        let t = performance.now();
+        const phase = (name: string) => {
+          const now = performance.now();
+          phasesMs[name] = Math.round(now - t);
+          t = now;
+        };
         await http.stopAccepting();
+        phase('stopAccepting');
         // Let appends already running commit and be acknowledged; new frames are ignored (agents resend them).
         await withTimeout(ctx.inflight.idle(), config.shutdownTimeoutMs);
+        phase('appends');
         const conns = [...registry.all()];
         const closed = conns.map((c) => c.whenClosed);
         for (const c of conns) c.close(CLOSE.restart);
-        await withTimeout(Promise.all(closed), Math.min(config.shutdownTimeoutMs, 5000));
+        phase('closeSent');
+        // Agents answer a close within a round trip; a slow one still got the 1012 before terminate.
+        await withTimeout(Promise.all(closed), Math.min(config.shutdownTimeoutMs, 2000));
+        phase('closeHandshakes');
         for (const c of registry.all()) c.terminate();
         await Promise.all(conns.map((c) => c.flushCursor().catch(() => undefined)));
+        phase('cursors');
         await withTimeout(ctx.lastSeen.idle(), config.shutdownTimeoutMs);
+        phase('lastSeen');
         // A maintenance pass still running would find the pool ended under it.
         timers.forEach(clearInterval);
         await withTimeout(maintaining, config.shutdownTimeoutMs);
+        phase('maintenance');
         for (const fn of cleanup.reverse()) await fn();
-        logger.info('hub stopped');
+        phase('cleanup');
+        logger.info({ connections: conns.length, phasesMs }, 'hub stopped');
       })());
     const kill = () => {
       ctx.draining = true;

@@ -46,6 +46,8 @@ export async function maintainAll(ctx: HubContext): Promise<MaintenanceReport[]>
   const before = reported.get(ctx) ?? new Map<string, readonly string[]>();
   const now = new Map<string, readonly string[]>();
   for (const t of await ctx.store.listTenants()) {
+    // A shutdown waits for this pass: the tenants left wait for the next instance instead.
+    if (ctx.draining) return reports;
     try {
       const r = await maintainTenant(ctx, t.id, t.schemaName);
       reports.push(r);

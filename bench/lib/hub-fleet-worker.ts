@@ -2,7 +2,7 @@
  * A worker process of the connection benchmarks: holds a share of the idle branch connections
  * (so the load generator is never the bottleneck, nor over its own open-files limit) and
  * reconnects them after a hub restart exactly as the agent does (agent/backoff.ts: jittered
- * within a second after 1012, then exponential backoff with full jitter while the hub is away).
+ * within a second after 1012, then every few seconds while the restarting hub is away).
  * Talks to the benchmark over the IPC channel; exits when the benchmark goes away.
  */
 import WebSocket from 'ws';
@@ -42,6 +42,8 @@ interface Slot {
   wanted: boolean;
   greeted: boolean;
   failures: number;
+  /** When the hub last closed with "restarting", until a connection succeeds (as the agent does). */
+  restartAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -86,6 +88,7 @@ function open(slot: Slot): Promise<void> {
       if (f.type !== 'hello' || slot.ws !== ws) return;
       slot.greeted = true;
       slot.failures = 0;
+      slot.restartAt = undefined;
       greeted++;
       lastHelloAt = now();
       if (greeted === wanted) allGreetedAt = lastHelloAt;
@@ -107,7 +110,8 @@ function open(slot: Slot): Promise<void> {
           : refusal === '401'
             ? ({ kind: 'reconnect-now', reason: '401' } as const)
             : ({ kind: refusal === '403' ? 'reconnect-later' : 'reconnect', reason: refusal } as const);
-      const delay = reconnectDelay(action, slot.failures);
+      if (action.kind === 'reconnect-now' && 'restart' in action && action.restart) slot.restartAt = Date.now();
+      const delay = reconnectDelay(action, slot.failures, Math.random, slot.restartAt === undefined ? undefined : Date.now() - slot.restartAt);
       slot.failures++;
       slot.timer = setTimeout(() => {
         slot.timer = undefined;
@@ -152,7 +156,7 @@ process.on('message', (m: FleetCommand) => {
     case 'init':
       url = m.url;
       localAddress = m.localAddress;
-      slots = m.tokens.map((token) => ({ token, ws: undefined, wanted: false, greeted: false, failures: 0, timer: undefined }));
+      slots = m.tokens.map((token) => ({ token, ws: undefined, wanted: false, greeted: false, failures: 0, restartAt: undefined, timer: undefined }));
       reply(null);
       return;
     case 'connect':

@@ -145,7 +145,10 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => {
+        // A reconnect storm brings thousands of connections in a second: with Node's default
+        // backlog (511) the kernel drops the rest, and their TCP retries wait 1, 3, 7, 15 s…
+        // (the kernel caps this at net.core.somaxconn).
+        server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
           server.off('error', reject);
           const addr = server.address();
           resolve(typeof addr === 'object' && addr ? addr.port : config.port);
