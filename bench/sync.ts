@@ -1,5 +1,5 @@
 /**
- * `npm run bench:sync [-- --seconds 15] [--warmup 5] [--capture-seconds 5] [--capture-rounds 3] [--no-capture] [--no-write] [--phase fixed-1|fixed-10|saturated-1|saturated-10 …]`:
+ * `npm run bench:sync [-- --seconds 15] [--warmup 5] [--capture-seconds 3] [--capture-rounds 5] [--no-capture] [--no-write] [--phase fixed-1|fixed-10|saturated-1|saturated-10 …]`:
  * branch-to-branch sync through the hub (issue 4), with real databases (one per branch), the hub
  * as a child process and one `hub-broker agent` child process per branch; then the capture
  * overhead (agent/bench-capture.ts). Prints tables and replaces `## Sync` in docs/benchmarks.md.
@@ -55,7 +55,7 @@ const PHASES = ['fixed-1', 'fixed-10', 'saturated-1', 'saturated-10'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { seconds: 10, warmup: 3, captureSeconds: 5, captureRounds: 3, capture: true, write: true, phases: new Set() };
+  const o: Options = { seconds: 10, warmup: 3, captureSeconds: 3, captureRounds: 5, capture: true, write: true, phases: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const num = (): number => {
@@ -293,6 +293,8 @@ interface PhaseResult {
   readonly destinations: readonly DestinationResult[];
   /** Changes per append transaction at the hub (changes ÷ distinct appended_at). */
   readonly changesPerAppend: number;
+  /** Writes of A's wake flag per second (agent A going to sleep or waking; while it sleeps, every captured write NOTIFYs). */
+  readonly wakeFlagWritesPerSecond: number;
   /** CPU used during the phase (source start to last apply), in cores. */
   readonly cpu: Readonly<Record<string, number>>;
 }
@@ -319,6 +321,12 @@ async function runPhase(s: Setup, o: Options, workload: Workload, offered: numbe
   writeFileSync(script, workload.script);
   const pids: Record<string, number> = { hub: s.hub.pid };
   for (const id of BRANCHES) pids[`agent ${id.toUpperCase()}`] = s.branches[id].agent?.pid as number;
+  const wakeWrites = async (): Promise<number> => {
+    await a.query('SELECT pg_stat_clear_snapshot()');
+    const r = await a.query<{ n: string }>(`SELECT n_tup_upd::text AS n FROM pg_stat_user_tables WHERE relid = 'hubsync.wake'::regclass`);
+    return Number(r.rows[0]?.n ?? 0);
+  };
+  const wake0 = await wakeWrites();
   const apply0 = new Map<BranchId, ApplyCounters>();
   for (const d of DESTINATIONS) apply0.set(d, await applyCounters(s.branches[d]));
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
@@ -352,6 +360,7 @@ async function runPhase(s: Setup, o: Options, workload: Workload, offered: numbe
     }
   }
   const elapsed = (performance.now() - t0) / 1000;
+  const wakeFlagWritesPerSecond = ((await wakeWrites()) - wake0) / elapsed;
   const cpu = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (cpuSeconds(pid) - (cpu0[k] as number)) / elapsed]));
 
   // When the hub appended each change (the append transaction's start), by row id.
@@ -413,9 +422,9 @@ async function runPhase(s: Setup, o: Options, workload: Workload, offered: numbe
       fallbacks: after.fallbacks - before.fallbacks,
     });
   }
-  const result: PhaseResult = { workload, offered, sourcePerSecond: inWindow / o.seconds, windowSeconds: o.seconds, rows: total, destinations, changesPerAppend: log.rows.length / Math.max(1, appends.size), cpu };
+  const result: PhaseResult = { workload, offered, sourcePerSecond: inWindow / o.seconds, windowSeconds: o.seconds, rows: total, destinations, changesPerAppend: log.rows.length / Math.max(1, appends.size), wakeFlagWritesPerSecond, cpu };
   console.error(
-    `  source ${result.sourcePerSecond.toFixed(0)} rows/s, ${result.changesPerAppend.toFixed(1)} changes per hub append; ` +
+    `  source ${result.sourcePerSecond.toFixed(0)} rows/s, ${result.changesPerAppend.toFixed(1)} changes per hub append, ${wakeFlagWritesPerSecond.toFixed(0)} wake-flag writes/s at A; ` +
       destinations
         .map(
           (d) =>
@@ -486,11 +495,12 @@ function saturationTable(results: readonly PhaseResult[]): string {
 function cpuTable(results: readonly PhaseResult[]): string {
   const names = Object.keys(results[0]?.cpu ?? {});
   return markdownTable(
-    ['Phase', ...names.map((n) => `${n} (cores)`), 'Changes per hub append'],
+    ['Phase', ...names.map((n) => `${n} (cores)`), 'Changes per hub append', 'Wake-flag writes/s at A'],
     results.map((r) => [
       `${r.workload.name}, ${r.offered === undefined ? 'saturated' : `${r.offered.toLocaleString('en-US')} rows/s`}`,
       ...names.map((n) => (r.cpu[n] ?? 0).toFixed(2)),
       r.changesPerAppend.toFixed(1),
+      rate(r.wakeFlagWritesPerSecond),
     ]),
   );
 }
