@@ -1,5 +1,5 @@
 /**
- * `npm run bench:sync [-- --seconds 15] [--warmup 5] [--capture-seconds 3] [--capture-rounds 5] [--no-capture] [--no-write] [--phase fixed-1|fixed-10|saturated-1|saturated-10 …]`:
+ * `npm run bench:sync [-- --seconds 10] [--warmup 3] [--capture-seconds 3] [--capture-rounds 5] [--no-capture] [--no-write] [--phase fixed-1|fixed-10|saturated-1|saturated-10 …]`:
  * branch-to-branch sync through the hub (issue 4), with real databases (one per branch), the hub
  * as a child process and one `hub-broker agent` child process per branch; then the capture
  * overhead (agent/bench-capture.ts). Prints tables and replaces `## Sync` in docs/benchmarks.md.
