@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compare } from '../protocol/version-vector.js';
 import type { Change } from '../protocol/messages.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
+import { loadConfig, type AgentConfig } from './config.js';
 import { publishExisting } from './publish.js';
+import { checkInstallation } from './service.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
 import { formatStatus, readStatus } from './status.js';
 import { cursorOf, drainOutbox, dump, openBranch, Relay, type TestBranch } from './testing/branches.js';
@@ -18,6 +20,11 @@ const DDL = `
   INSERT INTO public.product SELECT 'sku-' || g, g % 3, 'product ' || g, g * 1.25 FROM generate_series(1, 2500) g;
 `;
 const TABLES = [{ name: 'public.product' }];
+
+/** An agent configuration for `databaseUrl` (for the installation check). */
+function agentConfig(databaseUrl: string): AgentConfig {
+  return loadConfig({ env: { HUB_URL: 'http://127.0.0.1:9', TENANT_ID: 't', BRANCH_ID: 'b', API_KEY: 'k'.repeat(43), DATABASE_URL: databaseUrl, AGENT_TABLES: 'public.product' }, argv: [] });
+}
 
 let dbs: TestDatabase[] = [];
 let first: TestBranch;
@@ -157,9 +164,21 @@ describe('status', () => {
       const pg = await import('pg');
       const pool = new pg.default.Pool({ connectionString: db.url });
       expect(formatStatus(await readStatus(pool))).toMatch(/not installed/);
+      await expect(checkInstallation(pool, agentConfig(db.url))).rejects.toMatchObject({ code: 'not_installed' });
       await pool.end();
     } finally {
       await db.drop();
+    }
+  });
+
+  it('at start, a database it cannot reach is reported as that, not as "not installed"', async () => {
+    const pg = await import('pg');
+    const url = 'postgres://postgres@127.0.0.1:1/unreachable';
+    const pool = new pg.default.Pool({ connectionString: url });
+    try {
+      await expect(checkInstallation(pool, agentConfig(url))).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -32,7 +32,13 @@ export interface AgentService {
 export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Promise<Map<string, TableInfo>> {
   const meta = await pool
     .query<{ tenant_id: string; branch_id: string }>(`SELECT tenant_id, branch_id FROM hubsync.meta`)
-    .catch(() => ({ rows: [] }));
+    // Only a missing schema or table means "not installed"; any other error (database
+    // unreachable, too many connections) is reported as what it is.
+    .catch((err: unknown) => {
+      const code = (err as { code?: unknown }).code;
+      if (code === '42P01' || code === '3F000') return { rows: [] };
+      throw err;
+    });
   const m = meta.rows[0];
   if (!m) throw new AgentError('not_installed', 'hubsync is not installed in this database; run hub-broker agent install');
   if (m.tenant_id !== config.tenantId || m.branch_id !== config.branchId) {
