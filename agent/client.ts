@@ -644,10 +644,11 @@ class Connection {
       this.deps.metrics.changesAcked.inc(r.batch.seqs.length);
       this.inflight.settle(a.batch_id);
     } catch (err) {
-      // Not deleted: the rows stay excluded until the next connection sends them again, and the
-      // hub drops the duplicates.
-      this.log.warn({ err }, 'could not drop acknowledged changes from the outbox');
-      return;
+      // Not deleted: forget the batch so its rows are read and sent again (the hub answers a
+      // resend with the offsets it already gave them, and they are deleted then). Keeping them
+      // excluded instead left them in the outbox for as long as this connection lasted.
+      this.log.warn({ err }, 'could not drop acknowledged changes from the outbox; sending them again');
+      this.inflight.settle(a.batch_id);
     }
     this.pump();
   }
