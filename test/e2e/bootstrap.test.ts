@@ -126,6 +126,8 @@ describe('bootstrap from the hub snapshot', { timeout: 90_000 }, () => {
     for (const x of [a, b, joined]) {
       expect(await appliedTwice(x)).toEqual([]);
       expect(await x.deadLetters()).toEqual([]);
+      // Done with these: their database connections go back before the next test.
+      await x.stopAll();
     }
   });
 
@@ -158,6 +160,7 @@ describe('bootstrap from the hub snapshot', { timeout: 90_000 }, () => {
     for (const x of [a, b, e]) {
       expect(await appliedTwice(x)).toEqual([]);
       expect(await x.deadLetters()).toEqual([]);
+      await x.stopAll();
     }
   });
 
@@ -197,6 +200,8 @@ describe('bootstrap from the hub snapshot', { timeout: 90_000 }, () => {
     const [later] = await converged([p1, p2], DUMP);
     expect(later?.slice(0, 2)).toEqual(['(1,p1,1,"edited at p2")', '(3,p1,3,"ünïcödé 3")']);
     expect(await appliedTwice(p2)).toEqual([]);
+    await p1.stopAll();
+    await p2.stopAll();
   });
 
   it('a branch whose cursor fell behind retention while it was offline bootstraps again, keeps what it wrote offline, and converges', async () => {

@@ -17,6 +17,7 @@ const DDL = `
   ${applyAuditDdl('public.item')}
 `;
 const TABLES = [{ name: 'public.counter' }, { name: 'public.item' }];
+const HUB_ENV = { HUB_DATABASE_POOL_SIZE: '5' };
 
 const e2e = new E2E('restart');
 let hub: HubProcess;
@@ -43,11 +44,28 @@ async function state(): Promise<string> {
   const per = await Promise.all(
     all.map(async (x) => {
       const counters = (await x.query<{ id: number; n: number }>(`SELECT id, n FROM counter ORDER BY id`)).map((r) => `${r.id}=${r.n}`).join(',');
-      const [m] = await x.query<{ cursor: string }>(`SELECT "cursor"::text AS cursor FROM hubsync.meta`);
-      return `${x.id}: counters ${counters}, ${await x.pending()} pending, cursor ${m?.cursor}`;
+      const [m] = await x.query<{ cursor: string; items: string; versions: string }>(
+        `SELECT "cursor"::text AS cursor, (SELECT count(*) FROM item) AS items, (SELECT count(*) FROM hubsync.row_version) AS versions FROM hubsync.meta`,
+      );
+      return `${x.id}: counters ${counters}, ${m?.items} items, ${m?.versions} versions, ${await x.pending()} pending, cursor ${m?.cursor}`;
     }),
   );
-  return per.join('; ');
+  const hubSide = await hub.store.pool
+    .query<{ b: string; pos: string }>(`SELECT branch_id AS b, pos::text AS pos FROM tenant_acme.cursors ORDER BY 1`)
+    .then((r) => r.rows.map((c) => `${c.b}@${c.pos}`).join(' '))
+    .catch((err: unknown) => (err as Error).message);
+  const head = await hub.store.pool.query<{ head: string }>(`SELECT max(pos)::text AS head FROM tenant_acme.log`).then((r) => r.rows[0]?.head, () => '?');
+  return `${per.join('; ')}; hub cursors ${hubSide}, head ${head}`;
+}
+
+/** `converged`, with where everyone is when it does not happen. */
+async function settle(timeout: number): Promise<string[][]> {
+  try {
+    return await converged(all, DUMP, timeout);
+  } catch (err) {
+    const outputs = [...procs].map(([x, p]) => `--- agent ${x.id}:\n${p.output().slice(-3000)}`).join('\n');
+    throw new Error(`${(err as Error).message}\n${await state()}\n${outputs}\n--- hub:\n${hub.output().slice(-3000)}`);
+  }
 }
 
 /** Branch connections open at the hub, from its /metrics. */
@@ -64,7 +82,8 @@ async function connections(): Promise<number> {
 const writers = new Set<{ stop: () => Promise<number> }>();
 
 function spawnAgent(x: Branch, extra: Record<string, string> = {}): AgentProcess {
-  const p = x.spawn(extra);
+  // Warnings are kept with the process output, to show when a test fails.
+  const p = x.spawn({ ...(process.env.E2E_LOG_LEVEL ? {} : { LOG_LEVEL: 'warn' }), ...extra });
   procs.set(x, p);
   return p;
 }
@@ -143,7 +162,8 @@ function countedTo(n: number, from = -1): string[] {
 const DUMP = [{ name: 'public.counter' }, { name: 'public.item' }];
 
 beforeAll(async () => {
-  hub = await e2e.startHubProcess();
+  // A small pool: the machine's PostgreSQL serves other test files at the same time.
+  hub = await e2e.startHubProcess(undefined, HUB_ENV);
   all = await Promise.all(['a', 'b', 'c'].map((id) => e2e.branch(hub, 'acme', id, DDL, TABLES)));
   [a, b, c] = all as [Branch, Branch, Branch];
   spawnAgent(a);
@@ -180,7 +200,7 @@ describe('restarts', { timeout: 90_000 }, () => {
     await until("c holds 40 of a's increments", async () => (await counterAt(c, 1)) >= 40);
     const n = await w.stop();
 
-    const [counters, items] = await converged(all, DUMP);
+    const [counters, items] = await settle(30_000);
     expect(counters).toEqual([`(1,${n})`, '(2,0)']);
     expect(items).toEqual(written('a', 10_000, n));
     for (const x of [b, c]) {
@@ -217,7 +237,7 @@ describe('restarts', { timeout: 90_000 }, () => {
       expect(await bulkAt(b)).toBeLessThan(total);
     }
     spawnAgent(b);
-    const [, items] = await converged(all, DUMP);
+    const [, items] = await settle(30_000);
     const bulk = items?.filter((r) => r.includes(',bulk,')) ?? [];
     expect(bulk).toHaveLength(INSERTS - 1500);
     expect(bulk.filter((r) => r.endsWith(',1)'))).toHaveLength(6000 - 500);
@@ -246,14 +266,14 @@ describe('restarts', { timeout: 90_000 }, () => {
     const at = wa.written() + wb.written();
     await until('both branches wrote more while the hub was down', async () => wa.written() + wb.written() >= at + 20);
     const port = hub.port;
-    hub = await e2e.startHubProcess(port);
+    hub = await e2e.startHubProcess(port, HUB_ENV);
     await until('the agents reconnected', async () => (await connections()) === 3);
     // Everything written up to now reaches c, and the writers go on a little after that.
     const [ha, hb] = [await counterAt(a, 1), await counterAt(b, 2)];
     await until('c receives what was written while the hub was down', async () => (await counterAt(c, 1)) >= ha && (await counterAt(c, 2)) >= hb);
     const [na, nb] = [await wa.stop(), await wb.stop()];
 
-    const [counters, items] = await converged(all, DUMP, 45_000);
+    const [counters, items] = await settle(45_000);
     const total = fromA + na;
     expect(counters).toEqual([`(1,${total})`, `(2,${nb})`]);
     expect(items?.filter((r) => /^\(2\d{4},/.test(r))).toEqual(written('a', 20_000, na));
