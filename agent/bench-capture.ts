@@ -52,6 +52,8 @@ export interface CaptureResult {
       /** Median over rounds of 1 − synced/plain (rounds measured back to back). */
       readonly overhead: number;
       readonly notifyOverhead: number;
+      /** Lowest and highest overhead of a single round, to judge the noise. */
+      readonly overheadRange: readonly [number, number];
     }
   >;
 }
@@ -152,6 +154,7 @@ export async function runCaptureBench(o: CaptureOptions = CAPTURE_DEFAULTS): Pro
       notify: median(results[`${w}:notify`] ?? []),
       overhead: 1 - median(ratios[`${w}:synced`] ?? []),
       notifyOverhead: 1 - median(ratios[`${w}:notify`] ?? []),
+      overheadRange: [1 - Math.max(...(ratios[`${w}:synced`] ?? [])), 1 - Math.min(...(ratios[`${w}:synced`] ?? []))] as const,
     });
     return { options: o, workloads: { insert: summary('insert'), update: summary('update') } };
   } finally {

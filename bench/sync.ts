@@ -508,10 +508,10 @@ function cpuTable(results: readonly PhaseResult[]): string {
 function captureTable(c: CaptureResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
   return markdownTable(
-    ['Workload', 'Without triggers (tps)', 'With triggers (tps)', 'Overhead', 'With NOTIFY on every write (tps)', 'Overhead'],
+    ['Workload', 'Without triggers (tps)', 'With triggers (tps)', 'Overhead', 'Overhead, lowest – highest round', 'With NOTIFY on every write (tps)', 'Overhead'],
     (['insert', 'update'] as const).map((w) => {
       const x = c.workloads[w];
-      return [`single-row ${w}`, rate(x.plain), rate(x.synced), pct(x.overhead), rate(x.notify), pct(x.notifyOverhead)];
+      return [`single-row ${w}`, rate(x.plain), rate(x.synced), pct(x.overhead), `${pct(x.overheadRange[0])} – ${pct(x.overheadRange[1])}`, rate(x.notify), pct(x.notifyOverhead)];
     }),
   );
 }
@@ -572,8 +572,9 @@ ${notes.join('\n')}
 The agent applies deliveries one at a time, one transaction each, and in live mode the hub
 pushes each appended batch as a \`sync.deliver\` of its own (until 20,000 entries are
 unapplied), so a destination that falls behind gets a queue of small deliveries: its rate is
-bounded by rows per delivery ÷ time per apply transaction. The three branch databases share one PostgreSQL server (one WAL, so the apply
-commits queue behind the source's) and the machine's cores with pgbench, the hub and the agents.`;
+bounded by rows per delivery ÷ time per apply transaction. The three branch databases and the
+hub's share one PostgreSQL server, and everything (PostgreSQL, pgbench, the hub, three agents)
+shares the machine's ${os.availableParallelism()} cores.`;
 }
 
 function load(): string {
@@ -669,7 +670,9 @@ ${tables.saturated}
 ### CPU per process
 
 Average over each phase (source start to the last row applied), from /proc; PostgreSQL and
-pgbench use the rest of the machine.
+pgbench use the rest of the machine. Wake-flag writes at A: how often agent A went to sleep
+(outbox empty) or woke up; while it sleeps every captured write NOTIFYs, which serialises
+commits, so a high figure would mean NOTIFY limits the source.
 
 ${tables.cpu}
 ${
@@ -679,7 +682,8 @@ ${
 
 pgbench ${capture.options.clients} clients, single-row transactions on a table of ${capture.options.rows.toLocaleString('en-US')} rows, with and without the
 capture triggers, same database, same run: ${capture.options.rounds} rounds of ${capture.options.seconds} s per variant, measured back to back in
-alternating order; tps are medians, overhead is the median over rounds of 1 − with/without.
+alternating order; tps are medians, overhead is the median over rounds of 1 − with/without
+(the spread between rounds shows how much other work on the machine moves it).
 "With NOTIFY on every write" is the worst case (the agent asleep on every write).
 
 ${tables.capture}
