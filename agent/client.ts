@@ -49,6 +49,8 @@ const MAX_INBOUND_BYTES = 256 * 1024 * 1024;
 /** Before `hello` tells the heartbeat interval. */
 const DEFAULT_HEARTBEAT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** Most log entries applied in one transaction when queued deliveries are applied together. */
+const MAX_COALESCED_ENTRIES = 2000;
 
 /** The CA list for https and wss: Node's bundle plus the configured file, or undefined for the default. */
 export function trustedCas(caFile: string | undefined): (string | Buffer)[] | undefined {
@@ -213,6 +215,8 @@ class Connection {
   private hello: Hello | undefined;
   private readonly inflight = new InFlight();
   private inbound: Promise<void> = Promise.resolve();
+  /** Deliveries queued behind the apply in progress, to be applied together. */
+  private waitingDeliveries: { frames: SyncDeliver[]; entries: number } | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -366,15 +370,39 @@ class Connection {
 
   /** Frames whose effects must happen in order (greeting, deliveries, snapshots). */
   private enqueue(f: HubToAgent): void {
+    if (f.type === 'sync.deliver') {
+      // Deliveries that queue up while one is applied are applied together, in one transaction:
+      // a busy tenant sends many small ones (one per batch it received), and one transaction
+      // per handful of rows capped a branch far below what it can apply.
+      const group = this.waitingDeliveries;
+      if (group && group.entries + f.entries.length <= MAX_COALESCED_ENTRIES) {
+        group.frames.push(f);
+        group.entries += f.entries.length;
+        return;
+      }
+      const next = { frames: [f], entries: f.entries.length };
+      this.waitingDeliveries = next;
+      this.chain(f.type, async () => {
+        if (this.waitingDeliveries === next) this.waitingDeliveries = undefined;
+        await this.onDeliver(next.frames);
+      });
+      return;
+    }
+    // Anything else keeps its place: deliveries after it form a new group.
+    this.waitingDeliveries = undefined;
+    this.chain(f.type, () => this.handle(f));
+  }
+
+  private chain(type: HubToAgent['type'], fn: () => Promise<void>): void {
     this.inbound = this.inbound
       .then(async () => {
         // Not after the socket closed or while stopping: the hub delivers it again from the cursor.
         if (this.ws.readyState !== WebSocket.OPEN || this.shuttingDown) return;
-        await this.handle(f);
+        await fn();
       })
       .catch((err: unknown) => {
-        this.log.error({ err, type: f.type }, 'handling a frame failed; reconnecting to resume from the cursor');
-        this.close(1011, 'agent error', { kind: 'reconnect', reason: `${f.type} failed` });
+        this.log.error({ err, type }, 'handling a frame failed; reconnecting to resume from the cursor');
+        this.close(1011, 'agent error', { kind: 'reconnect', reason: `${type} failed` });
       });
   }
 
@@ -383,7 +411,7 @@ class Connection {
       case 'hello':
         return this.onHello(f);
       case 'sync.deliver':
-        return this.onDeliver(f);
+        return this.onDeliver([f]);
       case 'snapshot.begin':
         this.snapshotRequested = false;
         this.log.info({ snapshot: f.snapshot_id, offset: f.offset, rows: f.total_rows }, 'snapshot started');
@@ -452,9 +480,9 @@ class Connection {
     this.pump();
   }
 
-  private async onDeliver(d: SyncDeliver): Promise<void> {
+  private async onDeliver(frames: readonly SyncDeliver[]): Promise<void> {
     const t0 = performance.now();
-    const r = await this.deps.engine.deliver(d.entries);
+    const r = await this.deps.engine.deliver(frames.length === 1 ? (frames[0] as SyncDeliver).entries : frames.flatMap((d) => d.entries));
     this.account(r, t0);
     this.deps.metrics.cursor.set(r.cursor);
     this.send({ type: 'sync.applied', id: this.nextId('p'), offset: r.cursor });
