@@ -16,6 +16,7 @@ COPY hub ./hub
 COPY agent ./agent
 COPY operator ./operator
 COPY cli ./cli
+COPY demo ./demo
 RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:${NODE_VERSION}-bookworm-slim
