@@ -55,7 +55,7 @@ function header(bench: Bench, args: string, started: Date, loadBefore: string): 
 }
 
 const INTRO = `Each benchmark starts PostgreSQL databases of its own and the hub as a separate child process
-(\`node --import tsx cli/hub-broker.ts hub\`, default settings unless said otherwise, log level
+(\`node cli/hub-broker.js hub\` compiled from the work tree, default settings unless said otherwise, log level
 info), so the hub's CPU and memory (read from /proc, and from inside the hub after a full GC)
 are apart from the load generator's, which runs in worker processes of its own. Hub, load
 generator and PostgreSQL share the machine's cores.`;
