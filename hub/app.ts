@@ -18,11 +18,12 @@ import { createServer, type HttpServer, type Readiness } from './http/server.js'
 import * as log from './log.js';
 import { createLogger, type Logger } from './logger.js';
 import { maintainAll } from './maintenance.js';
+import { holdNotice } from './notices.js';
 import { createMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { ConnectionRegistry } from './registry.js';
 import { SnapshotService } from './snapshot.js';
-import { createPool, HubStore, type ControlEvent } from './store/index.js';
+import { createPool, HubStore, tenantSchemaName, type ControlEvent } from './store/index.js';
 
 export interface HubApp {
   readonly ctx: HubContext;
@@ -97,6 +98,9 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         return pairs.map(() => undefined);
       }),
       draining: false,
+    };
+    ctx.fanout.onUndeliveredConflict = (tenant, branch, frame) => {
+      holdNotice(pool, tenantSchemaName(tenant), branch, frame).catch((err: unknown) => logger.warn({ err, tenant, branch }, 'could not hold a conflict notice'));
     };
     await engine.start((m) => ctx.fanout.receive(m));
 

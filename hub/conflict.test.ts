@@ -66,4 +66,13 @@ describe('conflict reports', () => {
     expect(again.received('conflict.notify')).toEqual([]);
     for (const x of [hq, again]) await x.close();
   });
+
+  it('holds a notice that another instance forwarded for a branch no longer connected here', async () => {
+    await expect.poll(() => app.ctx.registry.get('acme', 'store')).toBeUndefined();
+    // What the engine hands over when another instance routed a notice here from a stale location.
+    app.ctx.fanout.receive({ kind: 'conflict', tenant: 'acme', branch: 'store', frame: { type: 'conflict.notify', id: 'r1', reported_by: 'hq', conflict: { ...conflict('hq', 'store'), pk: { id: '789' } } } });
+    const store = await open('store');
+    expect(await store.next('conflict.notify')).toMatchObject({ id: 'r1', reported_by: 'hq', conflict: { pk: { id: '789' } } });
+    await store.close();
+  });
 });

@@ -15,6 +15,8 @@ import type { SharedDeliver } from './delivery.js';
 export class Fanout {
   /** Called with each pub/sub probe that comes back. */
   onProbe: (nonce: string) => void = () => undefined;
+  /** A conflict notice sent here for a branch that is no longer connected here: hold it. */
+  onUndeliveredConflict: (tenant: string, branch: string, frame: ConflictNotify) => void = () => undefined;
 
   constructor(
     private readonly instanceId: string,
@@ -66,7 +68,8 @@ export class Fanout {
         return;
       }
       case 'conflict':
-        this.registry.get(m.tenant, m.branch)?.send(m.frame);
+        // The branch moved or left since the sender looked it up.
+        if (!this.registry.get(m.tenant, m.branch)?.send(m.frame)) this.onUndeliveredConflict(m.tenant, m.branch, m.frame);
         return;
       case 'probe':
         this.onProbe(m.nonce);
