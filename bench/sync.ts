@@ -557,7 +557,7 @@ function reading(fixed: readonly PhaseResult[], saturated: readonly PhaseResult[
     const behind = worst.deliveredPerSecond < 0.98 * r.sourcePerSecond;
     const legs = `A → hub log p50 ${ms(worst.toHubP50Ms)} ms, hub log → applied p50 ${ms(worst.fromHubP50Ms)} ms`;
     notes.push(
-      `- ${phase}: ${legs}; destination ${worst.branch.toUpperCase()} applied ${worst.rowsPerApply.toFixed(1)} rows per delivery in ${worst.applyMs.toFixed(1)} ms ` +
+      `- ${phase}: ${legs}; destination ${worst.branch.toUpperCase()} applied ${worst.rowsPerApply.toFixed(1)} rows per apply transaction in ${worst.applyMs.toFixed(1)} ms ` +
         `(at most ~${rate(capacity).toLocaleString('en-US')} rows/s while applying back to back)` +
         (behind
           ? `, below the source's ${rate(r.sourcePerSecond).toLocaleString('en-US')} rows/s: it fell behind during the phase, so its latency grew with the phase's length (not a steady state).`
@@ -569,10 +569,11 @@ function reading(fixed: readonly PhaseResult[], saturated: readonly PhaseResult[
 
 ${notes.join('\n')}
 
-The agent applies deliveries one at a time, one transaction each, and in live mode the hub
-pushes each appended batch as a \`sync.deliver\` of its own (until 20,000 entries are
-unapplied), so a destination that falls behind gets a queue of small deliveries: its rate is
-bounded by rows per delivery ÷ time per apply transaction. The three branch databases and the
+In live mode the hub pushes each appended batch as a \`sync.deliver\` of its own (until
+20,000 entries are unapplied); the agent applies the deliveries that queued up while it was
+applying one together, in one transaction (up to 2,000 entries), so a destination that falls
+behind catches up in larger transactions: its rate is rows per apply transaction ÷ time per
+apply transaction. The three branch databases and the
 hub's share one PostgreSQL server, and everything (PostgreSQL, pgbench, the hub, three agents)
 shares the machine's ${os.availableParallelism()} cores.`;
 }
@@ -643,9 +644,10 @@ timestamps). Per phase ${o.warmup} s warm-up then ${o.seconds} s measured (the l
   hub append) and **hub log → applied** (append commit, delivery, agent's apply).
 - **Delivered rows/s**: rows applied at the destination during the measured window.
 - **Rows per apply transaction**: the phase's rows at the destination ÷ distinct \`xmin\`
-  (one apply transaction per \`sync.deliver\`); **changes per hub append**: the same for the
-  hub's append transactions (group commit). **ms per apply transaction**: mean time the agent
-  spent applying one \`sync.deliver\` (its \`hub_broker_agent_apply_seconds\` histogram).
+  (one apply transaction per \`sync.deliver\`, or per group of deliveries that queued up);
+  **changes per hub append**: the same for the hub's append transactions (group commit).
+  **ms per apply transaction**: mean time the agent spent in one apply transaction (its
+  \`hub_broker_agent_apply_seconds\` histogram).
 - **Fixed load**: pgbench \`-R\` (Poisson arrivals) at ${FIXED_RATE.toLocaleString('en-US')} rows/s, i.e. ${FIXED_RATE.toLocaleString('en-US')} one-row or ${(FIXED_RATE / 10).toLocaleString('en-US')} ten-row transactions/s.
 - **Saturation**: the ${CLIENTS} clients unthrottled; whether the destinations keep up with the source.
 
