@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { vv, type Change } from '../protocol/index.js';
 import { fcParams } from '../protocol/testing/fc.js';
-import { foldVersion } from './compactor.js';
+import { foldRef, foldVersion, type VersionRef } from './compactor.js';
 import { change } from './testing/harness.js';
 
 const branches = ['a', 'b', 'c'];
@@ -53,5 +53,21 @@ describe('compacted state: maximal versions', () => {
     expect(fold([v1, v2, w])).toHaveLength(2);
     expect(fold([v2, v1])).toEqual(fold([v1, v2]));
     expect(fold([v1])[0]).not.toHaveProperty('tx_end');
+  });
+
+  it('folds references to versions (as the compactor does) to the same versions as whole changes', () => {
+    const ref = (c: Change): VersionRef => ({ vv: c.vv, hlc: c.hlc, origin: c.origin, seq: c.seq, ref: { p: c.seq } });
+    fc.assert(
+      fc.property(historyArb.chain((h) => fc.tuple(fc.constant(h), fc.shuffledSubarray(h, { minLength: h.length, maxLength: h.length }))), ([history, shuffled]) => {
+        const byRefs = shuffled.reduce<VersionRef[]>((kept, c) => foldRef(kept, ref(c)), []);
+        const bySeq = history.reduce<VersionRef[]>((kept, c) => foldRef(kept, ref(c)), []);
+        // Order-independent too, and the same set as folding whole changes up to which of two
+        // identical versions (same vector, clock and origin) is kept.
+        expect(byRefs).toEqual(bySeq);
+        const key = (v: { vv: Change['vv']; hlc: string; origin: string }) => `${JSON.stringify(vv.normalize(v.vv))} ${v.hlc} ${v.origin}`;
+        expect(byRefs.map(key).sort()).toEqual(fold(history).map(key).sort());
+      }),
+      fcParams({ numRuns: 300 }),
+    );
   });
 });
