@@ -23,6 +23,11 @@ describe('hub store', () => {
     return rowCount === 1;
   }
 
+  it("runs its sessions without PostgreSQL's JIT (compiling short statements cost more than running them)", async () => {
+    const { rows } = await pool.query<{ jit: string }>('SHOW jit');
+    expect(rows).toEqual([{ jit: 'off' }]);
+  });
+
   it('applies migrations once even when several instances start at once', async () => {
     const others = [1, 2, 3].map(() => createPool(db.url, { max: 1 }));
     const reports = await Promise.all(others.map((p) => new HubStore(p).migrate()));
