@@ -7,16 +7,15 @@
  * Runs under `flock /tmp/hub-broker-bench.lock` (taken here unless HUB_BENCH_LOCKED=1), so
  * benchmarks on a shared machine never overlap.
  */
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { connectionsTable, prepareFleet, runConnections, type FleetSetup } from './hub-connections.js';
 import { reconnectTable, runReconnect } from './hub-reconnect.js';
 import { RELAY, relayTable, runRelay, type RelayResult } from './hub-relay.js';
+import { runUnderBenchLock } from './lib/bench-lock.js';
 import { cleanupAll } from './lib/hub-process.js';
 import { machineLine, timestamp } from './lib/report.js';
 import { writeSubsections } from './lib/sections.js';
 
-const LOCK = '/tmp/hub-broker-bench.lock';
 const BENCHES = ['relay', 'connections', 'reconnect'] as const;
 type Bench = (typeof BENCHES)[number];
 const TITLES: Record<Bench, string> = { relay: 'Relay', connections: 'Connections', reconnect: 'Reconnect storm' };
@@ -155,26 +154,4 @@ ${table}`,
   }
 }
 
-if (process.env.HUB_BENCH_LOCKED !== '1') {
-  // Re-run this very command under the lock, so benchmarks on a shared machine never overlap.
-  const probe = spawnSync('flock', ['-n', LOCK, 'true']);
-  if (probe.status !== 0) console.error(`waiting for ${LOCK} (another benchmark is running)…`);
-  const r = spawnSync('flock', [LOCK, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, HUB_BENCH_LOCKED: '1' },
-  });
-  if (r.error) {
-    console.error(`cannot run flock (${r.error.message}); set HUB_BENCH_LOCKED=1 to run without the lock`);
-    process.exitCode = 1;
-  } else {
-    process.exitCode = r.status ?? 1;
-  }
-} else {
-  await main().catch(async (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    await cleanupAll();
-    process.exitCode = 1;
-  });
-  // Nothing of ours is left running; keep-alive sockets of fetch must not hold the exit.
-  process.exit(process.exitCode ?? 0);
-}
+await runUnderBenchLock(main, cleanupAll);

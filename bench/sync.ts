@@ -13,7 +13,7 @@
  * Runs under `flock /tmp/hub-broker-bench.lock` (taken here unless HUB_BENCH_LOCKED=1), so
  * benchmarks on a shared machine never overlap. Every database it creates is dropped at the end.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +24,8 @@ import { HubStore, tenantSchemaName } from '../hub/store/index.js';
 import { TEST_ARGON2 } from '../hub/testing/harness.js';
 import { buildHub, cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
 import { machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
+import { runUnderBenchLock } from './lib/bench-lock.js';
 
-const LOCK = '/tmp/hub-broker-bench.lock';
 const TENANT = 'bench';
 const BRANCHES = ['a', 'b', 'c'] as const;
 type BranchId = (typeof BRANCHES)[number];
@@ -698,26 +698,7 @@ ${tables.capture}
   }
 }
 
-if (process.env.HUB_BENCH_LOCKED !== '1') {
-  // Re-run this very command under the lock, so benchmarks on a shared machine never overlap.
-  const probe = spawnSync('flock', ['-n', LOCK, 'true']);
-  if (probe.status !== 0) console.error(`waiting for ${LOCK} (another benchmark is running)…`);
-  const r = spawnSync('flock', [LOCK, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, HUB_BENCH_LOCKED: '1' },
-  });
-  if (r.error) {
-    console.error(`cannot run flock (${r.error.message}); set HUB_BENCH_LOCKED=1 to run without the lock`);
-    process.exitCode = 1;
-  } else {
-    process.exitCode = r.status ?? 1;
-  }
-} else {
-  await main().catch(async (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    stopping = true;
-    await cleanupAll();
-    process.exitCode = 1;
-  });
-  process.exit(process.exitCode ?? 0);
-}
+await runUnderBenchLock(main, async () => {
+  stopping = true;
+  await cleanupAll();
+});
