@@ -11,15 +11,12 @@ export function createPool(connectionString: string, max = 4, applicationName = 
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // No JIT for these short statements: PostgreSQL compiles any statement whose estimate passes
+    // jit_above_cost, and with jsonb functions in them ours often do; compiling took half of the
+    // hub database's CPU at full relay load. `options` in the URL, if any, replaces this.
+    options: '-c jit=off',
   });
   pool.on('error', () => undefined);
-  // No JIT for these short statements: PostgreSQL compiles any statement whose estimate passes
-  // jit_above_cost, and with jsonb functions in it ours often do. Compiling took half of the
-  // hub database's CPU at full relay load. Queued before the client's first query; a server
-  // without the setting (or that refuses it) just keeps its default.
-  pool.on('connect', (client) => {
-    client.query('SET jit = off').catch(() => undefined);
-  });
   return pool;
 }
 
