@@ -6,11 +6,11 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+export { freePort } from '../../test/support/net.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where PostgreSQL is: 127.0.0.1:5432, user postgres, trust (override with BENCH_PG_URL). */
@@ -237,17 +237,6 @@ export function randomJwtKeys(): string {
   return `b1:${randomBytes(32).toString('base64url')},b0:${randomBytes(32).toString('base64url')}`;
 }
 
-/** A TCP port free right now on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
 
 export interface HubProcessOptions {
   readonly databaseUrl: string;

@@ -7,7 +7,6 @@
  * Set E2E_LOG_LEVEL=debug (or info) to see agent and hub logs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { expect } from 'vitest';
@@ -21,22 +20,13 @@ import type { HubConfig } from '../../hub/config.js';
 import { createPool, HubStore } from '../../hub/store/index.js';
 import { seedBranch, startTestHub, TEST_ARGON2, TEST_JWT_KEYS } from '../../hub/testing/harness.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+import { freePort } from '../support/net.js';
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LOG_LEVEL = (process.env.E2E_LOG_LEVEL ?? 'silent') as AgentConfig['logLevel'];
 
-/** A free TCP port on loopback (free when asked; a test binds it soon after). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A running hub: in this process (`app` set) or a child process (`kill()` is a SIGKILL). */
 export interface Hub {

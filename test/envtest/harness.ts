@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -16,6 +15,7 @@ import YAML from 'yaml';
 import { KubeClient } from '../../operator/kube/client.js';
 import { Api, NAMESPACES, type KubeObject, type ResourceType } from '../../operator/kube/resources.js';
 import { repoRoot, requireBinary } from './binaries.js';
+import { freePort } from '../support/net.js';
 
 export const CRDS: ResourceType = {
   group: 'apiextensions.k8s.io',
@@ -50,18 +50,6 @@ export interface ControlPlaneOptions {
   readonly audit?: boolean;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const live = new Set<ChildProcess>();
 // A worker that dies must not leave servers behind.
