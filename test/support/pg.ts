@@ -31,6 +31,22 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Drops a test database. A pool's end() resolves before its connections have closed, and FORCE
+ * would kill those mid-goodbye (an unhandled error in the test process): wait for them first,
+ * and force only what is still connected after a few seconds (a connection a test leaked).
+ */
+async function dropDatabase(name: string): Promise<void> {
+  await admin(async (c) => {
+    for (let i = 0; i < 30; i++) {
+      const { rows } = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+      if (rows[0]?.n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  });
+}
+
 /** A new empty database, for one test file (or one branch of a test). */
 export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const safe = label.toLowerCase().replace(/[^a-z0-9]/g, '_').slice(0, 20);
@@ -39,7 +55,7 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   return {
     name,
     url: urlFor(name),
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined),
+    drop: () => dropDatabase(name),
   };
 }
 
