@@ -77,11 +77,6 @@ export function foldRef(kept: readonly VersionRef[], incoming: VersionRef): Vers
   return foldMaximal(kept, incoming, laterRef);
 }
 
-/** Row key of a change; `pk` comes from jsonb, so its key order is canonical. */
-function rowKey(tbl: string, pk: unknown): string {
-  return `${tbl}\u0000${JSON.stringify(pk)}`;
-}
-
 export interface CompactResult {
   /** False when another instance was compacting this tenant. */
   readonly ran: boolean;
@@ -130,10 +125,11 @@ async function compactPage(c: pg.PoolClient, s: string, pageSize: number): Promi
   try {
     const meta = await c.query<{ c: string }>(`SELECT compacted_upto AS c FROM ${s}.meta FOR UPDATE`);
     const from = Number(meta.rows[0]?.c ?? 0);
-    // Only what the fold needs; the bodies stay in the database (see VersionRef).
-    const log = await c.query<{ pos: string; target: string | null; tbl: string; pk: unknown; vv: Change['vv']; hlc: string; origin: string; seq: string }>(
-      `SELECT pos, target, change->>'table' AS tbl, change->'pk' AS pk, change->'vv' AS vv, change->>'hlc' AS hlc,
-              change->>'origin' AS origin, origin_seq AS seq
+    // Only what the fold needs; the bodies stay in the database (see VersionRef). `key` is the
+    // state's primary key: table and key as one bytewise-compared text (tenant migration 4).
+    const log = await c.query<{ pos: string; target: string | null; key: string; tbl: string; pk: unknown; vv: Change['vv']; hlc: string; origin: string; seq: string }>(
+      `SELECT pos, target, (change->>'table') || ' ' || (change->'pk')::text AS key, change->>'table' AS tbl, change->'pk' AS pk,
+              change->'vv' AS vv, change->>'hlc' AS hlc, change->>'origin' AS origin, origin_seq AS seq
          FROM ${s}.log WHERE pos > $1 ORDER BY pos LIMIT $2`,
       [from, pageSize],
     );
@@ -142,47 +138,63 @@ async function compactPage(c: pg.PoolClient, s: string, pageSize: number): Promi
       return { entries: 0, compactedUpto: from };
     }
     const broadcast = log.rows.filter((r) => r.target === null);
-    const keys = new Map<string, { tbl: string; pk: unknown }>();
-    for (const r of broadcast) keys.set(rowKey(r.tbl, r.pk), { tbl: r.tbl, pk: r.pk });
     const state = new Map<string, VersionRef[]>();
-    if (keys.size > 0) {
-      const existing = await c.query<{ tbl: string; pk: unknown; metas: { vv: Change['vv']; hlc: string; origin: string; seq: number }[] }>(
-        `SELECT s.tbl, s.pk,
-                (SELECT jsonb_agg(jsonb_build_object('vv', e.v->'vv', 'hlc', e.v->'hlc', 'origin', e.v->'origin', 'seq', e.v->'seq') ORDER BY e.i)
-                   FROM jsonb_array_elements(s.versions) WITH ORDINALITY AS e(v, i)) AS metas
-           FROM ${s}.state s
-           JOIN jsonb_to_recordset($1::jsonb) AS k(tbl text, pk jsonb) ON s.tbl = k.tbl AND s.pk = k.pk`,
-        [JSON.stringify([...keys.values()])],
+    if (broadcast.length > 0) {
+      const existing = await c.query<{ key: string; metas: { vv: Change['vv']; hlc: string; origin: string; seq: number }[] }>(
+        `SELECT s.key,
+                CASE WHEN jsonb_array_length(s.versions) = 1
+                     THEN jsonb_build_array(jsonb_build_object('vv', s.versions->0->'vv', 'hlc', s.versions->0->'hlc', 'origin', s.versions->0->'origin', 'seq', s.versions->0->'seq'))
+                     ELSE (SELECT jsonb_agg(jsonb_build_object('vv', e.v->'vv', 'hlc', e.v->'hlc', 'origin', e.v->'origin', 'seq', e.v->'seq') ORDER BY e.i)
+                             FROM jsonb_array_elements(s.versions) WITH ORDINALITY AS e(v, i)) END AS metas
+           FROM ${s}.state s WHERE s.key = ANY($1::text[])`,
+        [[...new Set(broadcast.map((r) => r.key))]],
       );
       for (const r of existing.rows) {
         state.set(
-          rowKey(r.tbl, r.pk),
+          r.key,
           (r.metas ?? []).map((m, i) => ({ vv: m.vv, hlc: m.hlc, origin: m.origin, seq: Number(m.seq), ref: { i } })),
         );
       }
     }
+    const existed = new Set(state.keys());
     const touched = new Map<string, { tbl: string; pk: unknown; pos: number }>();
     for (const r of broadcast) {
-      const key = rowKey(r.tbl, r.pk);
       const pos = Number(r.pos);
-      state.set(key, foldRef(state.get(key) ?? [], { vv: r.vv, hlc: r.hlc, origin: r.origin, seq: Number(r.seq), ref: { p: pos } }));
-      touched.set(key, { tbl: r.tbl, pk: r.pk, pos });
+      state.set(r.key, foldRef(state.get(r.key) ?? [], { vv: r.vv, hlc: r.hlc, origin: r.origin, seq: Number(r.seq), ref: { p: pos } }));
+      touched.set(r.key, { tbl: r.tbl, pk: r.pk, pos });
     }
-    if (touched.size > 0) {
-      const upserts = [...touched].map(([key, t]) => ({ tbl: t.tbl, pk: t.pk, refs: (state.get(key) ?? []).map((v) => v.ref), pos: t.pos }));
-      // Each kept version's body: from the log (without its transaction marker) or from the
-      // row's state before this statement.
+    const updates: ({ key: string; pos: number } & ({ refs: VersionRef['ref'][] } | { p: number }))[] = [];
+    const inserts: { key: string; tbl: string; pk: unknown; refs: VersionRef['ref'][]; pos: number }[] = [];
+    for (const [key, t] of touched) {
+      const refs = (state.get(key) ?? []).map((v) => v.ref);
+      // One version from the log (the usual update): its position alone, without the general case's aggregate.
+      const only = refs.length === 1 && 'p' in (refs[0] as VersionRef['ref']) ? (refs[0] as { p: number }).p : null;
+      if (existed.has(key)) updates.push(only === null ? { key, refs, pos: t.pos } : { key, p: only, pos: t.pos });
+      else inserts.push({ key, tbl: t.tbl, pk: t.pk, refs, pos: t.pos });
+    }
+    // Each kept version's body: from the log (without its transaction marker) or, for rows that
+    // had a state, from the row's versions before this statement. Under the compaction lock the
+    // rows read above are the rows there are, so no upsert is needed: an update for the rows
+    // that existed (one lookup serves the read and the write) and a plain insert for new ones.
+    const body = `(SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = (e.r->>'p')::bigint)`;
+    if (updates.length > 0) {
       await c.query(
-        `INSERT INTO ${s}.state (tbl, pk, versions, pos)
-         SELECT x.tbl, x.pk,
-                (SELECT jsonb_agg(CASE WHEN e.r ? 'p' THEN (SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = (e.r->>'p')::bigint)
-                                       ELSE o.versions -> ((e.r->>'i')::int) END ORDER BY e.n)
-                   FROM jsonb_array_elements(x.refs) WITH ORDINALITY AS e(r, n)),
-                x.pos
-           FROM jsonb_to_recordset($1::jsonb) AS x(tbl text, pk jsonb, refs jsonb, pos bigint)
-           LEFT JOIN ${s}.state o ON o.tbl = x.tbl AND o.pk = x.pk
-         ON CONFLICT (tbl, pk) DO UPDATE SET versions = EXCLUDED.versions, pos = EXCLUDED.pos`,
-        [JSON.stringify(upserts)],
+        `UPDATE ${s}.state o
+            SET versions = CASE WHEN x.p IS NOT NULL THEN jsonb_build_array((SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = x.p))
+                                ELSE (SELECT jsonb_agg(CASE WHEN e.r ? 'p' THEN ${body} ELSE o.versions -> ((e.r->>'i')::int) END ORDER BY e.n)
+                                        FROM jsonb_array_elements(x.refs) WITH ORDINALITY AS e(r, n)) END,
+                pos = x.pos
+           FROM jsonb_to_recordset($1::jsonb) AS x(key text, p bigint, refs jsonb, pos bigint)
+          WHERE o.key = x.key`,
+        [JSON.stringify(updates)],
+      );
+    }
+    if (inserts.length > 0) {
+      await c.query(
+        `INSERT INTO ${s}.state (key, tbl, pk, versions, pos)
+         SELECT x.key, x.tbl, x.pk, (SELECT jsonb_agg(${body} ORDER BY e.n) FROM jsonb_array_elements(x.refs) WITH ORDINALITY AS e(r, n)), x.pos
+           FROM jsonb_to_recordset($1::jsonb) AS x(key text, tbl text, pk jsonb, refs jsonb, pos bigint)`,
+        [JSON.stringify(inserts)],
       );
     }
     const upto = Number(log.rows[log.rows.length - 1]?.pos);

@@ -151,7 +151,7 @@ export class SnapshotService {
       offset = Number(meta.rows[0]?.offset ?? 0);
       const total = Number(meta.rows[0]?.total ?? 0);
       peer.send({ type: 'snapshot.begin', id: `${session.id}-b`, snapshot_id: session.id, offset, total_rows: total });
-      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions FROM ${s}.state ORDER BY tbl, pk`);
+      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions FROM ${s}.state ORDER BY key`);
       let chunk: Change[] = [];
       let bytes = 0;
       const flush = async () => {
