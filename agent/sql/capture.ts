@@ -55,24 +55,47 @@ export function versionKeySql(tbl: string, k: string): string {
 /** Now as an HLC: `wall_ms << 16`, never below the floor raised by remote timestamps. */
 const NOW_HLC = `greatest(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) ${op('*')} 1000)::pg_catalog.int8 ${op('<<')} 16, (SELECT m.clock_floor FROM hubsync.meta m))`;
 
+/** `rv.vv` with this branch's counter raised by one. */
+const bumpedVv = (b: string): string =>
+  `rv.vv ${op('||')} pg_catalog.jsonb_build_object(${b}, coalesce((rv.vv ${op('->>')} ${b})::pg_catalog.int8, 0) ${op('+')} 1)`;
+
+/** Appends the change with version `nvv`/`nhlc` and learns whether the agent sleeps, in one statement. */
+function logChange(tbl: string, kind: 'insert' | 'update' | 'delete', from: string): string {
+  return `INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
+      SELECT pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM ${from}
+      RETURNING (SELECT w.waiting FROM hubsync.wake w) INTO asleep;`;
+}
+
+/**
+ * Bumps the row's version and appends the change. An update or delete finds the row's version
+ * with a plain UPDATE (the row was written before, so it has one): cheaper than the upsert's
+ * speculative insertion, which stays for inserts and for rows that predate the install. Writers
+ * of one row are serialised by the row's own lock, so the UPDATE-then-upsert pair cannot race.
+ */
 function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | 'delete'): string {
   const b = quoteLiteral(branch);
-  return `
+  const upsert = `
     WITH v AS (
       INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
       VALUES (${versionKeySql(tbl, 'k')}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, ${kind === 'delete'})
       ON CONFLICT (key) DO UPDATE
-        SET vv = rv.vv ${op('||')} pg_catalog.jsonb_build_object(${b}, coalesce((rv.vv ${op('->>')} ${b})::pg_catalog.int8, 0) ${op('+')} 1),
+        SET vv = ${bumpedVv(b)},
             hlc = greatest(excluded.hlc, rv.hlc ${op('+')} 1),
             origin = excluded.origin,
             deleted = excluded.deleted
       RETURNING rv.vv, rv.hlc
-    ),
-    logged AS (
-      INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
-      SELECT pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM v
     )
-    SELECT w.waiting INTO asleep FROM hubsync.wake w;`;
+    ${logChange(tbl, kind, 'v')}`;
+  if (kind === 'insert') return upsert;
+  return `
+    UPDATE hubsync.row_version AS rv
+       SET vv = ${bumpedVv(b)}, hlc = greatest(${NOW_HLC}, rv.hlc ${op('+')} 1), origin = ${b}, deleted = ${kind === 'delete'}
+     WHERE rv.key ${op('=')} ${versionKeySql(tbl, 'k')}
+     RETURNING rv.vv, rv.hlc INTO nvv, nhlc;
+    IF FOUND THEN
+      ${logChange(tbl, kind, '(SELECT nvv AS vv, nhlc AS hlc) v')}
+    ELSE${upsert}
+    END IF;`;
 }
 
 export interface CaptureSql {
@@ -120,6 +143,8 @@ DECLARE
   new_k pg_catalog.jsonb;
   asleep pg_catalog.bool;
   fast pg_catalog.bool;
+  nvv pg_catalog.jsonb;
+  nhlc pg_catalog.int8;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
   IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
