@@ -2,6 +2,7 @@
  * Capture overhead: single-row INSERT and UPDATE transactions per second on a table with and
  * without the capture triggers, same database, same run, pgbench with 4 clients. Rounds
  * alternate between the two tables so background load hits both alike; the median is reported.
+ * Then the trigger's own time per row, which commits and other work on the machine move less.
  *
  *   npx tsx agent/bench-capture.ts [--seconds 5] [--rounds 5] [--clients 4] [--admin-url postgres://…/postgres]
  *
@@ -11,8 +12,8 @@
  * WAL flushes. A captured update writes 8 WAL records per transaction instead of 3 (row_version,
  * outbox row and its two indexes), and in the minutes after a checkpoint 0.5 full-page images
  * instead of 0.16, because it dirties a random row_version page as well as the table's: 4.3 kB of
- * WAL per transaction instead of 1.4 kB. The trigger itself costs 40-50 µs of CPU per row
- * (scratch measurement: DO loops of 20,000 single-row writes, with and without the trigger).
+ * WAL per transaction instead of 1.4 kB. The trigger itself costs about 40 µs per row, measured
+ * here as well (`cpuPerRow`: single-row writes in a DO block, without commits).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,6 +57,12 @@ export interface CaptureResult {
       readonly notifyOverhead: number;
       /** Lowest and highest overhead of a single round, to judge the noise. */
       readonly overheadRange: readonly [number, number];
+      /**
+       * Server time per written row without and with the trigger, µs: 20,000 single-row writes in
+       * one DO block (no commits, no client), median of 3. Unlike tps, WAL flushes and other
+       * work on the machine barely move it, so it shows what the trigger itself costs.
+       */
+      readonly cpuPerRow: { readonly plain: number; readonly synced: number };
     }
   >;
 }
@@ -150,7 +157,25 @@ export async function runCaptureBench(o: CaptureOptions = CAPTURE_DEFAULTS): Pro
         console.error(`round ${round + 1} ${workload}: ${variants.map((v) => `${v} ${(tps[v] ?? 0).toFixed(0)}`).join(', ')} tps`);
       }
     }
+    // Trigger cost without commits: single-row writes in a loop inside one DO block.
+    const perRow: Record<string, number[]> = {};
+    const LOOP = 20_000;
+    for (let round = 0; round < 3; round++) {
+      for (const t of ['plain', 'synced']) {
+        for (const w of ['insert', 'update'] as const) {
+          await pool.query(`DELETE FROM hubsync.change_log`);
+          const write =
+            w === 'update'
+              ? `UPDATE ${t} SET qty = qty + 1, updated = now() WHERE id = (i * 7919) % ${o.rows} + 1`
+              : `INSERT INTO ${t} (id, name, qty, price) VALUES (${10_000_000_000_000 + round * LOOP} + i, 'new item', 1, 9.99)`;
+          const t0 = performance.now();
+          await pool.query(`DO $$ BEGIN FOR i IN 1..${LOOP} LOOP ${write}; END LOOP; END $$`);
+          (perRow[`${w}:${t}`] ??= []).push(((performance.now() - t0) * 1000) / LOOP);
+        }
+      }
+    }
     const summary = (w: CaptureWorkload) => ({
+      cpuPerRow: { plain: median(perRow[`${w}:plain`] ?? []), synced: median(perRow[`${w}:synced`] ?? []) },
       plain: median(results[`${w}:plain`] ?? []),
       synced: median(results[`${w}:synced`] ?? []),
       notify: median(results[`${w}:notify`] ?? []),
@@ -180,6 +205,10 @@ async function main(): Promise<void> {
     );
   }
   console.log('(tps: medians; overhead: median over rounds of 1 − with/without, measured back to back)');
+  for (const w of ['insert', 'update'] as const) {
+    const c = r.workloads[w].cpuPerRow;
+    console.log(`${w}: ${c.plain.toFixed(1)} µs per row without triggers, ${c.synced.toFixed(1)} with (trigger ${(c.synced - c.plain).toFixed(1)} µs), server time without commits`);
+  }
 }
 
 // Run as a command (`npx tsx agent/bench-capture.ts`), not when bench/sync.ts imports it.
