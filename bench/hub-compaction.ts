@@ -13,10 +13,11 @@ import { compact } from '../hub/compactor.js';
 import { appendMany } from '../hub/log.js';
 import { createPool } from '../hub/store/index.js';
 import { upgradeTenantSchema } from '../hub/store/migrations.js';
-import { customerChange } from './lib/customer-change.js';
+import { CUSTOMER_ROWS, customerChange } from './lib/customer-change.js';
 import { cpuSeconds, createDatabase } from './lib/hub-process.js';
+import { markdownTable } from './lib/report.js';
 
-export const COMPACTION = { entriesPerRound: 100_000, rows: 50_000, rounds: 3 } as const;
+export const COMPACTION = { entriesPerRound: 100_000, rows: CUSTOMER_ROWS, rounds: 3 } as const;
 
 export interface CompactionRound {
   readonly entries: number;
@@ -72,14 +73,22 @@ export async function runCompaction(): Promise<CompactionResult> {
   }
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-
 export function compactionTable(r: CompactionResult): string {
-  const lines = ['| round | entries | folded per second | database CPU per entry |', '|---|---|---|---|'];
-  r.rounds.forEach((x, i) => {
-    const kind = i === 0 ? ' (rows created)' : ' (rows rewritten)';
-    lines.push(`| ${i + 1}${kind} | ${fmt(x.entries)} | **${fmt(x.entries / x.seconds)}** | ${((x.dbCpuSeconds * 1e6) / x.entries).toFixed(0)} µs |`);
-  });
-  lines.push(`| state at the end | ${fmt(r.stateRows)} rows, ${fmt(r.stateVersions)} versions (one per row: the updates come from one branch) | | |`);
-  return lines.join('\n');
+  return markdownTable(
+    ['round', 'entries', 'folded per second', 'database CPU per entry'],
+    [
+      ...r.rounds.map((x, i) => [
+        `${i + 1} ${i === 0 ? '(rows created)' : '(rows rewritten)'}`,
+        x.entries,
+        `**${Math.round(x.entries / x.seconds).toLocaleString('en-US')}**`,
+        `${((x.dbCpuSeconds * 1e6) / x.entries).toFixed(0)} µs`,
+      ]),
+      [
+        'state at the end',
+        `${r.stateRows.toLocaleString('en-US')} rows, ${r.stateVersions.toLocaleString('en-US')} versions (one per row: the updates come from one branch)`,
+        '',
+        '',
+      ],
+    ],
+  );
 }

@@ -120,6 +120,9 @@ export async function compact(pool: pg.Pool, tenantId: string, schema: string, p
   }
 }
 
+/** What the fold needs of a stored version (`v`, a jsonb expression): not its body. */
+const metaOf = (v: string): string => `jsonb_build_object('vv', ${v}->'vv', 'hlc', ${v}->'hlc', 'origin', ${v}->'origin', 'seq', ${v}->'seq')`;
+
 async function compactPage(c: pg.PoolClient, s: string, pageSize: number): Promise<{ entries: number; compactedUpto: number }> {
   await c.query('BEGIN');
   try {
@@ -143,8 +146,8 @@ async function compactPage(c: pg.PoolClient, s: string, pageSize: number): Promi
       const existing = await c.query<{ key: string; metas: { vv: Change['vv']; hlc: string; origin: string; seq: number }[] }>(
         `SELECT s.key,
                 CASE WHEN jsonb_array_length(s.versions) = 1
-                     THEN jsonb_build_array(jsonb_build_object('vv', s.versions->0->'vv', 'hlc', s.versions->0->'hlc', 'origin', s.versions->0->'origin', 'seq', s.versions->0->'seq'))
-                     ELSE (SELECT jsonb_agg(jsonb_build_object('vv', e.v->'vv', 'hlc', e.v->'hlc', 'origin', e.v->'origin', 'seq', e.v->'seq') ORDER BY e.i)
+                     THEN jsonb_build_array(${metaOf('s.versions->0')})
+                     ELSE (SELECT jsonb_agg(${metaOf('e.v')} ORDER BY e.i)
                              FROM jsonb_array_elements(s.versions) WITH ORDINALITY AS e(v, i)) END AS metas
            FROM ${s}.state s WHERE s.key = ANY($1::text[])`,
         [[...new Set(broadcast.map((r) => r.key))]],
@@ -176,11 +179,12 @@ async function compactPage(c: pg.PoolClient, s: string, pageSize: number): Promi
     // had a state, from the row's versions before this statement. Under the compaction lock the
     // rows read above are the rows there are, so no upsert is needed: an update for the rows
     // that existed (one lookup serves the read and the write) and a plain insert for new ones.
-    const body = `(SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = (e.r->>'p')::bigint)`;
+    const bodyAt = (pos: string) => `(SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = ${pos})`;
+    const body = bodyAt(`(e.r->>'p')::bigint`);
     if (updates.length > 0) {
       await c.query(
         `UPDATE ${s}.state o
-            SET versions = CASE WHEN x.p IS NOT NULL THEN jsonb_build_array((SELECT l.change - 'tx_end' FROM ${s}.log l WHERE l.pos = x.p))
+            SET versions = CASE WHEN x.p IS NOT NULL THEN jsonb_build_array(${bodyAt('x.p')})
                                 ELSE (SELECT jsonb_agg(CASE WHEN e.r ? 'p' THEN ${body} ELSE o.versions -> ((e.r->>'i')::int) END ORDER BY e.n)
                                         FROM jsonb_array_elements(x.refs) WITH ORDINALITY AS e(r, n)) END,
                 pos = x.pos

@@ -1,11 +1,14 @@
 /** The change the hub benchmarks relay and compact: a `customer` update over 50,000 rows. */
 import { encodeHlc, type Change } from '../../protocol/index.js';
 
+/** How many distinct `customer` rows the changes cycle through. */
+export const CUSTOMER_ROWS = 50_000;
+
 const NAMES = ['Zoë Müller', 'José Núñez', 'Ава Смирнова', '山田 太郎', 'محمد علي', 'Łukasz Żak'];
 
 /** A `customer` update as an agent captures it (text-form values, ~500 bytes), stamped with the send time. */
 export function customerChange(origin: string, seq: number, tx: number, txEnd: boolean, sent: number): Change {
-  const id = String(1_000_000 + (seq % 50_000));
+  const id = String(1_000_000 + (seq % CUSTOMER_ROWS));
   const name = NAMES[seq % NAMES.length] as string;
   return {
     table: 'public.customer',
