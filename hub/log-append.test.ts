@@ -62,4 +62,35 @@ describe('appending to the tenant log', () => {
     const [r] = await appendMany(pool, 't', schema, 'a', [{ changes: [change('a', 1), change('a', 2)], target: null }]);
     expect(r).toMatchObject({ offsets: [1, 2], added: [], duplicates: 2, range: null });
   });
+
+  it('commits offsets in order under concurrent appenders: a reader that sees offset n sees all below it', async () => {
+    const s2 = 'tenant_append_race';
+    await upgradeTenantSchema(pool, s2, 0);
+    const writers = createPool(db.url, { max: 4 });
+    try {
+      let done = false;
+      const gaps: string[] = [];
+      const reader = (async () => {
+        while (!done) {
+          const { rows } = await pool.query<{ top: string | null; n: string }>(`SELECT max(pos) AS top, count(*) AS n FROM ${s2}.log`);
+          const top = Number(rows[0]?.top ?? 0);
+          if (Number(rows[0]?.n) !== top) gaps.push(`saw offset ${top} with ${rows[0]?.n} entries`);
+        }
+      })();
+      await Promise.all(
+        ['w', 'x', 'y', 'z'].map(async (origin) => {
+          for (let i = 0; i < 40; i++) {
+            await appendMany(writers, 't-race', s2, origin, [{ changes: [change(origin, 2 * i + 1), change(origin, 2 * i + 2)], target: null }]);
+          }
+        }),
+      );
+      done = true;
+      await reader;
+      expect(gaps).toEqual([]);
+      const { rows } = await pool.query<{ n: string; top: string }>(`SELECT count(*) AS n, max(pos) AS top FROM ${s2}.log`);
+      expect(rows[0]).toEqual({ n: '320', top: '320' });
+    } finally {
+      await writers.end();
+    }
+  });
 });

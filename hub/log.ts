@@ -24,11 +24,6 @@ export function appendLockKey(tenantId: string): string {
   return `hub-broker:log:${tenantId}`;
 }
 
-/** A string literal for SQL (the lock key goes into a parameterless statement batched with BEGIN). */
-function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
 export interface BatchToAppend {
   readonly changes: readonly Change[];
   /** One target branch, or null for the whole tenant. */
@@ -40,9 +35,6 @@ export interface BatchToAppend {
  * taking offsets makes them commit in order, so a reader that sees offset n sees every offset
  * below n. Idempotent on (origin, seq): a change already stored keeps its offset and is not
  * stored again. Every change's origin must be `origin` (checked by the caller).
- *
- * Three round trips on the usual path: BEGIN and the lock; reserve offsets and insert (a
- * duplicate's reserved offset stays unused); COMMIT. Duplicates cost one more query.
  */
 export async function append(
   pool: pg.Pool,
@@ -59,58 +51,63 @@ export async function append(
 /**
  * Appends several batches of one origin in one transaction (group commit: one lock, one
  * commit), in order; each batch gets its own contiguous range of offsets. All or none.
+ *
+ * One statement, so one round trip on the usual path: it takes the lock, reserves the offsets
+ * and inserts, and commits on its own (the lock is held until that commit). Only when something
+ * was a duplicate (a resend, or a seq repeated) does a second query ask where each change is.
+ * The usual append has none: change i (from 1) then took offset last - n + i, so only the count
+ * of inserted rows comes back, not a row per change.
  */
 export async function appendMany(
-  pool: pg.Pool,
+  pool: Queryable,
   tenantId: string,
   schema: string,
   origin: string,
   batches: readonly BatchToAppend[],
 ): Promise<AppendResult[]> {
   const s = quoteIdent(schema);
-  const client = await pool.connect();
-  try {
-    await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${literal(appendLockKey(tenantId))}, 7316))`);
-    try {
-      const results: AppendResult[] = [];
-      for (const b of batches) results.push(await insertBatch(client, s, origin, b.changes, b.target));
-      await client.query('COMMIT');
-      return results;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
-  } finally {
-    client.release();
-  }
-}
-
-async function insertBatch(
-  client: pg.PoolClient,
-  s: string,
-  origin: string,
-  changes: readonly Change[],
-  target: string | null,
-): Promise<AppendResult> {
-  const n = changes.length;
-  // The usual batch has no duplicate: change i (from 1) takes offset last - n + i, so only the
-  // count of inserted rows comes back, not a row per change (which cost the database and the hub
-  // a tenth of an append at full load).
-  const { rows } = await client.query<{ last: string; inserted: string }>(
-    `WITH r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last),
+  const all = batches.flatMap((b) => b.changes);
+  const n = all.length;
+  const targets = batches.flatMap((b) => b.changes.map(() => b.target));
+  const { rows } = await pool.query<{ last: string; inserted: string }>(
+    `WITH l AS (SELECT pg_advisory_xact_lock(hashtextextended($5, 7316))),
+     r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last FROM l),
      ins AS (
        INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
-       SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, $3, x.e
+       SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, ($3::text[])[x.i], x.e
          FROM r, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)
        ON CONFLICT (origin, origin_seq) DO NOTHING
        RETURNING 1
      )
      SELECT (SELECT last FROM r) AS last, (SELECT count(*) FROM ins) AS inserted`,
-    [n, origin, target, JSON.stringify(changes)],
+    [n, origin, targets, JSON.stringify(all), appendLockKey(tenantId)],
   );
   const last = Number(rows[0]?.last ?? 0);
-  const first = last - n + 1;
-  if (Number(rows[0]?.inserted) === n) {
+  let offsetOf: Map<number, number> | undefined;
+  if (Number(rows[0]?.inserted) !== n) {
+    // Some were stored before (a resend) or repeated: ask where each one is. The offsets this
+    // append reserved tell what it added.
+    const stored = await pool.query<{ origin_seq: string; pos: string }>(
+      `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
+      [origin, all.map((c) => c.seq)],
+    );
+    offsetOf = new Map(stored.rows.map((r) => [Number(r.origin_seq), Number(r.pos)]));
+  }
+  const results: AppendResult[] = [];
+  const seen = new Set<number>();
+  let first = last - n + 1;
+  for (const b of batches) {
+    results.push(batchResult(b.changes, first, offsetOf, seen));
+    first += b.changes.length;
+  }
+  return results;
+}
+
+/** What one batch of a group got, its reserved offsets starting at `first`. */
+function batchResult(changes: readonly Change[], first: number, offsetOf: ReadonlyMap<number, number> | undefined, seen: Set<number>): AppendResult {
+  const n = changes.length;
+  const last = first + n - 1;
+  if (!offsetOf) {
     return {
       offsets: changes.map((_, i) => first + i),
       added: changes.map((c, i): LogEntry => [first + i, c]),
@@ -118,21 +115,12 @@ async function insertBatch(
       range: n > 0 ? { first, last } : null,
     };
   }
-  // Some were stored before (a resend) or repeated in the batch: ask where each one is. The
-  // offsets this append reserved tell what it added.
-  const stored = await client.query<{ origin_seq: string; pos: string }>(
-    `SELECT origin_seq, pos FROM ${s}.log WHERE origin = $1 AND origin_seq = ANY($2::bigint[])`,
-    [origin, changes.map((c) => c.seq)],
-  );
-  const offsetOf = new Map<number, number>();
-  for (const r of stored.rows) offsetOf.set(Number(r.origin_seq), Number(r.pos));
   const added: LogEntry[] = [];
-  const seen = new Set<number>();
-  changes.forEach((c) => {
+  for (const c of changes) {
     const pos = offsetOf.get(c.seq) as number;
     if (pos >= first && pos <= last && !seen.has(c.seq)) added.push([pos, c]);
     seen.add(c.seq);
-  });
+  }
   added.sort((x, y) => x[0] - y[0]);
   return {
     offsets: changes.map((c) => offsetOf.get(c.seq) as number),
