@@ -98,38 +98,52 @@ export class Outbox {
     private readonly branchId: string,
   ) {}
 
-  /** The next batch to send, or null when nothing is waiting. */
+  /**
+   * The next batch to send, or null when nothing is waiting. One statement reads the first rows
+   * in seq order with how many changes each of their transactions has left; a second is needed
+   * only when the plan takes more of a transaction than that first read holds (a transaction cut
+   * by the batch size). One snapshot for both parts, so counts and rows agree.
+   */
   async next(options: ReadOptions): Promise<OutboxBatch | null> {
     const exclude = options.exclude ?? [];
-    const first = await this.q.query<{ tx: string }>(
-      `SELECT tx::text AS tx FROM hubsync.change_log
-       WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2`,
+    const head = await this.q.query<LogRow & { n: number }>(
+      `WITH head AS (
+         SELECT seq, tx, tbl, op, pk, "row", hlc, vv FROM hubsync.change_log
+         WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2
+       ), n AS (
+         SELECT c.tx, count(*)::int AS n FROM hubsync.change_log c
+         WHERE c.tx IN (SELECT tx FROM head) AND c.seq <> ALL($1::bigint[]) GROUP BY c.tx
+       )
+       SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.hlc::text AS hlc, h.vv, n.n
+         FROM head h JOIN n ON n.tx = h.tx ORDER BY h.seq`,
       [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch))],
     );
-    if (first.rows.length === 0) return null;
-    const order = [...new Set(first.rows.map((r) => r.tx))];
-    const counts = await this.q.query<{ tx: string; n: string }>(
-      `SELECT tx::text AS tx, count(*) AS n FROM hubsync.change_log
-       WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) GROUP BY tx`,
-      [order, exclude],
-    );
-    const n = new Map(counts.rows.map((r) => [r.tx, Number(r.n)]));
+    if (head.rows.length === 0) return null;
+    // Rows of one transaction in the head are its first ones (seq order), a prefix of it.
+    const byTx = new Map<string, LogRow[]>();
+    const count = new Map<string, number>();
+    for (const r of head.rows) {
+      const list = byTx.get(r.tx);
+      if (list) list.push(r);
+      else {
+        byTx.set(r.tx, [r]);
+        count.set(r.tx, r.n);
+      }
+    }
     const plan = planBatch(
-      order.map((tx) => ({ tx, count: n.get(tx) ?? 0 })).filter((t) => t.count > 0),
+      [...count].map(([tx, n]) => ({ tx, count: n })),
       options.batchSize,
       options.maxPerBatch,
     );
-    if (plan.length === 0) return null;
-    const rows = await this.q.query<LogRow>(
-      `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", hlc::text AS hlc, vv FROM hubsync.change_log
-       WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) ORDER BY seq`,
-      [plan.map((p) => p.tx), exclude],
-    );
-    const byTx = new Map<string, LogRow[]>();
-    for (const r of rows.rows) {
-      const list = byTx.get(r.tx);
-      if (list) list.push(r);
-      else byTx.set(r.tx, [r]);
+    const short = plan.filter((p) => (byTx.get(p.tx)?.length ?? 0) < p.take);
+    if (short.length > 0) {
+      const rest = await this.q.query<LogRow>(
+        `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", hlc::text AS hlc, vv FROM hubsync.change_log
+         WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) ORDER BY seq`,
+        [short.map((p) => p.tx), exclude],
+      );
+      for (const p of short) byTx.set(p.tx, []);
+      for (const r of rest.rows) byTx.get(r.tx)?.push(r);
     }
     const changes: Change[] = [];
     const seqs: string[] = [];
@@ -140,7 +154,7 @@ export class Outbox {
         seqs.push(r.seq);
       });
     }
-    // Rows acknowledged and deleted since the first read: nothing left to send from this plan.
+    // Rows acknowledged and deleted between the two reads: nothing left to send from this plan.
     if (changes.length === 0) return null;
     return { changes, seqs };
   }
