@@ -143,6 +143,12 @@ function hlcSql(hex: string): string {
 }
 
 /** Consecutive entries of one source transaction (same origin and tx) form a group. */
+/** The result of the last statement of a query string that held several (pg returns one result per statement). */
+function lastResult<R extends pg.QueryResultRow>(r: pg.QueryResult | readonly pg.QueryResult[]): pg.QueryResult<R> {
+  const last = Array.isArray(r) ? r[r.length - 1] : r;
+  return last as pg.QueryResult<R>;
+}
+
 function groupByTransaction(items: readonly Item[]): Item[][] {
   const groups: Item[][] = [];
   let last: Item | undefined;
@@ -291,6 +297,7 @@ class ApplyTransaction {
       await this.hooks.beforeStatement(this.n, (this.client as unknown as { processID: number }).processID, text);
     }
     if (typeof s === 'string') return this.client.query<R>(s, values as unknown[]);
+    if (s.replan) return this.client.query<R>(s.text, values as unknown[]);
     return this.client.query<R>({ name: s.name, text: s.text, values: values as unknown[] });
   }
 
@@ -299,11 +306,11 @@ class ApplyTransaction {
    * delivery needs the change-by-change path.
    */
   async run(items: readonly Item[], mode: 'deliver' | 'snapshot', fast: boolean): Promise<Omit<ApplyResult, 'retries' | 'fallbacks'>> {
-    await this.q('BEGIN');
+    // Statements without parameters share a round trip (simple protocol, several per message):
+    // on a busy machine every round trip waits for both processes to be scheduled.
     try {
-      await this.q(APPLY_SESSION);
-      const meta = await this.q<{ cursor: string }>(`SELECT "cursor"::text AS cursor FROM hubsync.meta FOR UPDATE`);
-      const m = meta.rows[0];
+      const opened = await this.q(`BEGIN; ${APPLY_SESSION}; SELECT "cursor"::text AS cursor FROM hubsync.meta FOR UPDATE`);
+      const m = lastResult<{ cursor: string }>(opened).rows[0];
       if (!m) throw new Error('hubsync is not installed in this database (no hubsync.meta row)');
       const cursor = Number(m.cursor);
       const acc = newAcc();
@@ -342,11 +349,10 @@ class ApplyTransaction {
       } else {
         for (const group of groupByTransaction(todo)) await this.applyGroup(group, acc);
       }
+      // Both are numbers (a safe integer and a bigint), so written as literals they share COMMIT's round trip.
       await this.q(
-        `UPDATE hubsync.meta SET "cursor" = $1, clock_floor = greatest(clock_floor, $2::bigint), last_apply_at = now()`,
-        [top, floor.toString()],
+        `UPDATE hubsync.meta SET "cursor" = ${Math.trunc(top)}, clock_floor = greatest(clock_floor, ${floor.toString()}::bigint), last_apply_at = now(); COMMIT`,
       );
-      await this.q('COMMIT');
       await this.hooks?.afterCommit?.();
       return { ...acc, cursor: top, skewed };
     } catch (err) {
