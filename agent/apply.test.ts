@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictSchema, type Change, type LogEntry } from '../protocol/messages.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
 import { ApplyEngine } from './apply.js';
+import { batchStatements } from './apply-sql.js';
 import { cursorOf, drainOutbox, dump, openBranch, Relay, type TestBranch } from './testing/branches.js';
 
 const DDL = `
@@ -345,5 +346,28 @@ describe('apply', () => {
     await b.pool.query(`UPDATE customer SET name = 'local' WHERE id = 100`);
     const [batch] = await drainOutbox(b);
     expect(BigInt(`0x${batch?.[0]?.hlc}`)).toBeGreaterThan(near);
+  });
+
+  it('finds the rows of a delivery by one index probe per key, not by reading the whole table', async () => {
+    await b.pool.query(`SET hubsync.applying = on;
+      INSERT INTO customer SELECT g, 'c' || g FROM generate_series(1, 5000) g;
+      INSERT INTO line SELECT g / 10, g % 10, 's' FROM generate_series(1, 5000) g;
+      RESET hubsync.applying;
+      INSERT INTO hubsync.row_version SELECT 'public.customer ' || jsonb_build_object('id', g::text)::text, 'public.customer',
+        jsonb_build_object('id', g::text), '{"b9": 1}', 1, 'b9', false FROM generate_series(1, 5000) g;
+      ANALYZE customer; ANALYZE line; ANALYZE hubsync.row_version`);
+    const keys = Array.from({ length: 20 }, (_, i) => String(100 + i));
+    for (const [table, params] of [
+      ['public.customer', [keys]],
+      ['public.line', [keys, keys.map(() => '3')]],
+    ] as const) {
+      const t = b.tables.get(table);
+      if (!t) throw new Error(`${table} is not installed`);
+      const read = batchStatements(t, new Map(t.columns.map((col) => [col.name, col.type]))).read;
+      const plan = (await b.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${read.text}`, [...params, table])).rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(plan, table).not.toMatch(/Seq Scan/);
+      expect(plan, table).toMatch(new RegExp(`Index Scan using ${table.slice('public.'.length)}_pkey`));
+      expect(plan, table).toMatch(/Index Scan using row_version_pkey/);
+    }
   });
 });
