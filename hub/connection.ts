@@ -43,6 +43,8 @@ const MAX_QUEUED_FRAMES = 32;
 /** Consecutive batches appended in one transaction (group commit), and their most changes. */
 const GROUP_BATCHES = 16;
 const GROUP_CHANGES = 5000;
+/** Least time between two cursor writes of one connection (see moveCursor). */
+const CURSOR_WRITE_INTERVAL_MS = 100;
 
 type Parsed = { readonly frame: AgentToHub } | { readonly error: HubError; readonly ref: string | undefined };
 type ParsedBatch = { readonly frame: SyncBatch };
@@ -72,7 +74,9 @@ export class Connection implements RegisteredConnection {
   private snapshot: SnapshotSession | undefined;
   private cursorWritten = 0;
   private cursorWanted = 0;
-  private cursorWriting = false;
+  private cursorWrite: Promise<void> | undefined;
+  private cursorWrittenAt = 0;
+  private cursorTimer: NodeJS.Timeout | undefined;
   private framesSeq = 0;
   /** Counted in the active-connections gauge (and holding a location claim). */
   private counted = false;
@@ -232,8 +236,11 @@ export class Connection implements RegisteredConnection {
     if (!Directory.allows(view, this.branchId)) this.close(CLOSE.suspended);
   }
 
-  /** Finishes the cursor write, for a graceful shutdown. */
+  /** Writes the latest cursor now (after any write in flight), for a graceful shutdown. */
   async flushCursor(): Promise<void> {
+    if (this.cursorTimer) clearTimeout(this.cursorTimer);
+    this.cursorTimer = undefined;
+    await this.cursorWrite;
     await this.writeCursor();
   }
 
@@ -554,7 +561,7 @@ export class Connection implements RegisteredConnection {
       void ctx.engine.release(this.tenantId, this.branchId, this.gen).catch(() => undefined);
       void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     }
-    void this.writeCursor();
+    void this.flushCursor();
     this.resolveClosed();
   }
 
@@ -602,27 +609,52 @@ export class Connection implements RegisteredConnection {
     return log.readPage(this.ctx.pool, schema, this.branchId, from, config.deliveryPageEntries, Math.floor(config.maxFrameBytes * 0.9));
   }
 
-  /** Cursor writes are coalesced: at most one in flight per connection, always the latest value. */
+  /**
+   * Cursor writes are coalesced: at most one in flight and one per CURSOR_WRITE_INTERVAL_MS per
+   * connection, always the latest value; written at once when the connection closes. Every write
+   * is a commit (a WAL flush): a receiver acknowledging each delivery would otherwise cost one
+   * per delivery. A cursor a moment behind only means entries delivered again after a hub
+   * crash, which the agent skips.
+   */
   private moveCursor(pos: number): void {
     if (pos <= this.cursorWanted) return;
     this.cursorWanted = pos;
-    void this.writeCursor();
+    if (this.cursorWrite || this.cursorTimer || this.closed) return;
+    const wait = this.cursorWrittenAt + CURSOR_WRITE_INTERVAL_MS - Date.now();
+    if (wait <= 0) {
+      void this.writeCursor();
+      return;
+    }
+    this.cursorTimer = setTimeout(() => {
+      this.cursorTimer = undefined;
+      void this.writeCursor();
+    }, wait);
+    this.cursorTimer.unref();
   }
 
-  private async writeCursor(): Promise<void> {
-    if (this.cursorWriting || this.cursorWanted <= this.cursorWritten || !this.view) return;
-    this.cursorWriting = true;
-    try {
-      while (this.cursorWanted > this.cursorWritten) {
-        const pos = this.cursorWanted;
-        await log.setCursor(this.ctx.pool, this.view.schema, this.branchId, pos);
+  private writeCursor(): Promise<void> {
+    if (this.cursorWrite || this.cursorWanted <= this.cursorWritten || !this.view) return this.cursorWrite ?? Promise.resolve();
+    const schema = this.view.schema;
+    const pos = this.cursorWanted;
+    this.cursorWrite = log
+      .setCursor(this.ctx.pool, schema, this.branchId, pos)
+      .then(() => {
         this.cursorWritten = pos;
-      }
-    } catch (err) {
-      this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
-    } finally {
-      this.cursorWriting = false;
-    }
+      })
+      .catch((err: unknown) => {
+        this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
+      })
+      .finally(() => {
+        this.cursorWrite = undefined;
+        this.cursorWrittenAt = Date.now();
+        // Moved on meanwhile: the next write waits for the interval.
+        if (this.cursorWanted > this.cursorWritten && !this.closed) {
+          const latest = this.cursorWanted;
+          this.cursorWanted = this.cursorWritten;
+          this.moveCursor(latest);
+        }
+      });
+    return this.cursorWrite;
   }
 
   private nextId(prefix: string): string {

@@ -76,6 +76,21 @@ describe('relay on one instance', () => {
     for (const x of [a, b, back]) await x.close();
   });
 
+  it('stores the latest cursor of a branch that acknowledges entry by entry, also when it disconnects right after', async () => {
+    const a = await open('acme', 'a');
+    a.nextSeq = 5000;
+    const c = await open('acme', 'c');
+    const cursor = async () => (await log.branchLag(app.ctx.pool, 'tenant_acme', 'c'))?.cursor;
+    const first = (await a.append('a', 40)).offsets;
+    for (const o of first) c.applied(o);
+    await expect.poll(cursor).toBe(first[first.length - 1]);
+    const more = (await a.append('a', 5)).offsets;
+    for (const o of more) c.applied(o);
+    await c.close();
+    await expect.poll(cursor).toBe(more[more.length - 1]);
+    await a.close();
+  });
+
   it('stores a batch resent after a lost ack once, and answers with the same offsets', async () => {
     const dup = await open('acme', 'dup');
     const changes = [change('dup', 1), change('dup', 2), change('dup', 3)];
