@@ -1,0 +1,62 @@
+/**
+ * A batch smaller than the batch size is not sent while another waits for its ack: what is
+ * captured meanwhile goes out together once the ack comes. Here the hub's append is held back
+ * by taking the tenant's append lock, so the first batch stays unacknowledged for as long as
+ * the test wants; the agent polls its outbox every 50 ms meanwhile.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { HubApp } from '../hub/app.js';
+import { appendLockKey } from '../hub/log.js';
+import { seedBranch, startTestHub } from '../hub/testing/harness.js';
+import { useTestDatabase } from '../test/support/pg.js';
+import { loadConfig } from './config.js';
+import { startAgent, type AgentService } from './service.js';
+import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
+
+const hubDb = useTestDatabase('send_coalesce_hub');
+const branchDb = useTestDatabase('send_coalesce_branch');
+let hub: HubApp;
+let branch: TestBranch;
+let agent: AgentService | undefined;
+
+beforeAll(async () => {
+  hub = await startTestHub(hubDb.url);
+  const apiKey = await seedBranch(hub.ctx.store, TENANT, 'b1');
+  branch = await openBranch(branchDb.url, 'b1', 'CREATE TABLE public.item (id int PRIMARY KEY, name text)', [{ name: 'public.item' }]);
+  const config = loadConfig({
+    env: { HUB_URL: hub.url, TENANT_ID: TENANT, BRANCH_ID: 'b1', API_KEY: apiKey, DATABASE_URL: branchDb.url, AGENT_TABLES: 'public.item', AGENT_POLL_MS: '50', LOG_LEVEL: 'silent' },
+  });
+  agent = await startAgent(config);
+  for (let i = 0; i < 150 && !hub.ctx.registry.get(TENANT, 'b1'); i++) await new Promise((r) => setTimeout(r, 100));
+}, 60_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await branch?.close();
+  await hub?.stop();
+});
+
+const sent = async (): Promise<{ batches: number; changes: number }> => {
+  const m = (agent as AgentService).metrics;
+  return { batches: (await m.batchesSent.get()).values[0]?.value ?? 0, changes: (await m.changesSent.get()).values[0]?.value ?? 0 };
+};
+
+it('holds small batches while one is in flight and sends what gathered in one batch after the ack', async () => {
+  const lock = new pg.Client({ connectionString: hubDb.url });
+  await lock.connect();
+  try {
+    await lock.query(`SELECT pg_advisory_lock(hashtextextended($1, 7316))`, [appendLockKey(TENANT)]);
+    await branch.pool.query(`INSERT INTO item VALUES (1, 'first')`);
+    await expect.poll(sent).toEqual({ batches: 1, changes: 1 });
+    // Ten single-row transactions while the first batch waits for its ack.
+    for (let i = 2; i <= 11; i++) await branch.pool.query(`INSERT INTO item VALUES ($1, 'later')`, [i]);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await sent()).toEqual({ batches: 1, changes: 1 });
+    await lock.query(`SELECT pg_advisory_unlock(hashtextextended($1, 7316))`, [appendLockKey(TENANT)]);
+    await expect.poll(async () => (await branch.outbox.pending())).toBe(0);
+    expect(await sent()).toEqual({ batches: 2, changes: 11 });
+  } finally {
+    await lock.end();
+  }
+});
