@@ -10,7 +10,8 @@ import { closeAction, reconnectDelay } from '../../agent/backoff.js';
 import { msgpackCodec, SUBPROTOCOL_MSGPACK } from '../../protocol/index.js';
 
 export type FleetCommand =
-  | { readonly cmd: 'init'; readonly url: string; readonly tokens: readonly string[]; readonly localAddress: string }
+  /** `network`: the second octet of this worker's source addresses (127.network.x.y, one per connection). */
+  | { readonly cmd: 'init'; readonly url: string; readonly tokens: readonly string[]; readonly network: number }
   /** Opens connections `from..to-1` (at most `concurrency` handshakes at once), keeps them open and reconnecting. */
   | { readonly cmd: 'connect'; readonly from: number; readonly to: number; readonly concurrency: number }
   /** Closes connections `from..to-1` and stops reconnecting them. */
@@ -38,6 +39,12 @@ export interface FleetStats {
 
 interface Slot {
   readonly token: string;
+  /**
+   * Each connection has a loopback source address of its own, as branches do: with a few shared
+   * ones, every connect first searched the ports bound to its address (thousands, TIME_WAIT
+   * included), which cost this load generator more CPU than the hub spent on the connection.
+   */
+  readonly localAddress: string;
   ws: WebSocket | undefined;
   wanted: boolean;
   greeted: boolean;
@@ -48,7 +55,6 @@ interface Slot {
 }
 
 let url = '';
-let localAddress: string | undefined;
 let slots: Slot[] = [];
 let greeted = 0;
 let wanted = 0;
@@ -69,7 +75,7 @@ function open(slot: Slot): Promise<void> {
     headers: { authorization: `Bearer ${slot.token}` },
     perMessageDeflate: false,
     handshakeTimeout: 30_000,
-    ...(localAddress ? { localAddress } : {}),
+    localAddress: slot.localAddress,
   });
   slot.ws = ws;
   let refusal: string | undefined;
@@ -155,8 +161,16 @@ process.on('message', (m: FleetCommand) => {
   switch (m.cmd) {
     case 'init':
       url = m.url;
-      localAddress = m.localAddress;
-      slots = m.tokens.map((token) => ({ token, ws: undefined, wanted: false, greeted: false, failures: 0, restartAt: undefined, timer: undefined }));
+      slots = m.tokens.map((token, i) => ({
+        token,
+        localAddress: `127.${m.network}.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`,
+        ws: undefined,
+        wanted: false,
+        greeted: false,
+        failures: 0,
+        restartAt: undefined,
+        timer: undefined,
+      }));
       reply(null);
       return;
     case 'connect':

@@ -34,7 +34,7 @@ export class Fleet {
     for (let i = 0; i < workerCount; i++) {
       const w: Worker = new IpcWorker<FleetCommand>(new URL('./hub-fleet-worker.ts', import.meta.url));
       starts.push(i * per);
-      await w.request({ cmd: 'init', url, tokens: tokens.slice(i * per, (i + 1) * per), localAddress: `127.0.0.${10 + i}` });
+      await w.request({ cmd: 'init', url, tokens: tokens.slice(i * per, (i + 1) * per), network: 10 + i });
       workers.push(w);
     }
     starts.push(tokens.length);
