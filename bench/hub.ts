@@ -132,7 +132,7 @@ ${table}`,
           `${header('connections', '', started, before)}
 
 ${r.requested.toLocaleString('en-US')} branches over ${r.tenants} tenants (rows bulk-inserted with SQL, JWTs minted with the hub's
-keys), connected with MessagePack from 4 worker processes on 127.0.0.10–13; \`HUB_MAX_CONNECTIONS\`
+keys), connected with MessagePack from 4 worker processes, each connection from a loopback address of its own (127.10–13.x.y); \`HUB_MAX_CONNECTIONS\`
 raised to ${(r.requested + 1000).toLocaleString('en-US')}, everything else default (heartbeat every 30 s, log-head poll every 5 s,
 status resync every 30 s).${short} Memory is measured inside the hub after a full GC, first with
 the hub warmed up by 200 connections that then closed, then with every connection open and 5 s
