@@ -142,13 +142,13 @@ function hlcSql(hex: string): string {
   return hlcToBigInt(decodeHlc(hex)).toString();
 }
 
-/** Consecutive entries of one source transaction (same origin and tx) form a group. */
 /** The result of the last statement of a query string that held several (pg returns one result per statement). */
 function lastResult<R extends pg.QueryResultRow>(r: pg.QueryResult | readonly pg.QueryResult[]): pg.QueryResult<R> {
   const last = Array.isArray(r) ? r[r.length - 1] : r;
   return last as pg.QueryResult<R>;
 }
 
+/** Consecutive entries of one source transaction (same origin and tx) form a group. */
 function groupByTransaction(items: readonly Item[]): Item[][] {
   const groups: Item[][] = [];
   let last: Item | undefined;

@@ -102,7 +102,7 @@ export class Outbox {
    * The next batch to send, or null when nothing is waiting. One statement reads the first rows
    * in seq order with how many changes each of their transactions has left; a second is needed
    * only when the plan takes more of a transaction than that first read holds (a transaction cut
-   * by the batch size). One snapshot for both parts, so counts and rows agree.
+   * by the batch size). Rows and counts come from one statement, so they agree.
    */
   async next(options: ReadOptions): Promise<OutboxBatch | null> {
     const exclude = options.exclude ?? [];

@@ -636,24 +636,26 @@ export class Connection implements RegisteredConnection {
     if (this.cursorWrite || this.cursorWanted <= this.cursorWritten || !this.view) return this.cursorWrite ?? Promise.resolve();
     const schema = this.view.schema;
     const pos = this.cursorWanted;
-    this.cursorWrite = log
-      .setCursor(this.ctx.pool, schema, this.branchId, pos)
-      .then(() => {
-        this.cursorWritten = pos;
-      })
-      .catch((err: unknown) => {
-        this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
-      })
-      .finally(() => {
+    this.cursorWrite = log.setCursor(this.ctx.pool, schema, this.branchId, pos).then(
+      () => {
         this.cursorWrite = undefined;
+        this.cursorWritten = pos;
         this.cursorWrittenAt = Date.now();
-        // Moved on meanwhile: the next write waits for the interval.
-        if (this.cursorWanted > this.cursorWritten && !this.closed) {
+        // Moved on meanwhile: written after the interval.
+        if (this.cursorWanted > pos && !this.closed) {
           const latest = this.cursorWanted;
-          this.cursorWanted = this.cursorWritten;
+          this.cursorWanted = pos;
           this.moveCursor(latest);
         }
-      });
+      },
+      (err: unknown) => {
+        // Tried again at the next sync.applied (or at close), not on a timer: during a database
+        // outage thousands of connections would otherwise retry, and log, every interval.
+        this.cursorWrite = undefined;
+        this.cursorWrittenAt = Date.now();
+        this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
+      },
+    );
     return this.cursorWrite;
   }
 
