@@ -157,8 +157,9 @@ ${table}`,
 The ${result.connections.toLocaleString('en-US')} connections of the connections benchmark, dropped at once by a hub restart:
 SIGTERM (graceful shutdown, close 1012 to every socket), then the same command starts a new hub on
 the same port as soon as the old one exited. Each branch reconnects as the agent does
-(agent/backoff.ts: within a random 0–1 s after 1012, then exponential backoff with full jitter,
-0.5 s doubling, while nobody listens) with its still-valid JWT; a branch is back when hello
+(agent/backoff.ts: within a random 0–1 s after 1012, then, while nobody listens, exponential
+backoff with full jitter from 1 s, doubling, at most 5 s) with its still-valid JWT, from a
+loopback address of its own; a branch is back when hello
 arrived. Peak CPU is the new hub's, over 1-s windows sampled from /proc.
 
 ${table}`,
