@@ -13,11 +13,13 @@ export interface Statement {
   readonly name: string;
   readonly text: string;
   /**
-   * Planned again at every execution (sent unnamed) instead of prepared once. For statements
-   * that join a list of keys to a table: a prepared statement keeps the generic plan made when
-   * it was first run, and one made while the table was new and small reads the whole table (a
-   * hash join) at every later run, as the table grows, until the next ANALYZE; measured at 5.8 ms
-   * per read of 20 keys within the first minute of a sync. A fresh plan sees the table's size.
+   * Planned again at every execution (sent unnamed) instead of prepared once: a prepared
+   * statement keeps the generic plan made when it was first run, and one made while the table
+   * was new and small keeps scanning it as it grows, until the next ANALYZE (measured: 5.8 ms
+   * per read of 20 keys within the first minute of a sync). A fresh plan sees the table's size.
+   * Only the batch read uses it: for the multi-row UPDATE and DELETE and the version
+   * compare-and-set, fresh plans often chose a hash join over a scan of a table of 20,000 rows
+   * for 100 keys, and the update path applied 8–12 % fewer rows per second (bench/sync-apply.ts).
    */
   readonly replan?: true;
 }
@@ -208,7 +210,7 @@ export function batchStatements(t: TableInfo, cast: ReadonlyMap<string, string>)
      ) rv ON true`,
     true,
   );
-  const del = statement(`DELETE FROM ${table} AS b USING unnest(${arrays(k)}) AS u(${keyNames.join(', ')}) WHERE ${keyMatch('u')}`, true);
+  const del = statement(`DELETE FROM ${table} AS b USING unnest(${arrays(k)}) AS u(${keyNames.join(', ')}) WHERE ${keyMatch('u')}`);
   const inserts = new Map<string, Statement>();
   const updates = new Map<string, Statement | null>();
   const conflictTarget = t.pk.map(quoteIdent).join(', ');
@@ -242,7 +244,6 @@ export function batchStatements(t: TableInfo, cast: ReadonlyMap<string, string>)
                 `UPDATE ${table} AS b SET ${set.map((c, i) => `${quoteIdent(c)} = u.v${i + 1}::${castOf(c)}`).join(', ')}
                  FROM unnest(${arrays(k + set.length)}) AS u(${[...keyNames, ...set.map((_, i) => `v${i + 1}`)].join(', ')})
                  WHERE ${keyMatch('u')}`,
-                true,
               );
         updates.set(id, s);
       }
@@ -265,5 +266,4 @@ export const RV_UPDATE_MANY = statement(
    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[])
      AS u(tbl, pk, vv, hlc, origin, deleted, old_vv, old_hlc)
    WHERE rv.key = u.tbl || ' ' || u.pk::jsonb::text AND rv.vv = u.old_vv::jsonb AND rv.hlc = u.old_hlc::bigint`,
-  true,
 );
