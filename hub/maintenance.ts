@@ -19,7 +19,7 @@ export interface MaintenanceReport {
 
 export async function maintainTenant(ctx: HubContext, tenantId: string, schema: string): Promise<MaintenanceReport> {
   const { config, metrics } = ctx;
-  const c = await compact(ctx.pool, tenantId, schema);
+  const c = await compact(ctx.pool, tenantId, schema, { paced: true });
   const p = await prune(ctx.pool, schema, {
     maxAgeSeconds: config.retentionMaxAgeSeconds,
     maxEntries: config.retentionMaxEntries,
