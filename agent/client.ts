@@ -633,11 +633,11 @@ class Connection {
         if (!batch) break;
       }
       await wake.set(false);
-      // A batch below the batch size waits while another is in flight (as Nagle's rule does for
-      // small segments): the ack comes in milliseconds, and what was captured meanwhile goes with
-      // it. Only full batches are pipelined, so a steady trickle of writes costs one append, one
-      // delivery and one apply per ack instead of one per write.
-      if (this.inflight.size > 0 && batch.changes.length < this.batchCap) break;
+      // A batch that took all there was waits while another is in flight (as Nagle's rule does
+      // for small segments): the ack comes in milliseconds, and what was captured meanwhile goes
+      // with it. Only batches the batch size cut are pipelined, so a steady trickle of writes
+      // costs one append, one delivery and one apply per ack instead of one per write.
+      if (this.inflight.size > 0 && !batch.more) break;
       const id = this.nextId('b');
       const batchId = `${config.branchId}-${process.pid}-${Date.now().toString(36)}-${id}`;
       const data = this.codec.encode({ type: 'sync.batch', id, batch_id: batchId, changes: [...batch.changes] });

@@ -98,9 +98,12 @@ describe('Outbox', () => {
     const b1 = await next({ batchSize: 7, maxPerBatch: 1000 });
     expect(b1?.changes.map((c) => c.row?.v)).toEqual(['a', 'a', 'a', 'b', 'b', 'b']);
     expect(b1?.changes.map((c) => c.tx_end === true)).toEqual([false, false, true, false, false, true]);
+    // The batch size left 'c' out: the sender may pipeline this batch.
+    expect(b1?.more).toBe(true);
     await outbox.acknowledge(b1?.seqs ?? []);
     const b2 = await next({ batchSize: 7, maxPerBatch: 1000 });
     expect(b2?.changes.map((c) => c.row?.v)).toEqual(['c', 'c']);
+    expect(b2?.more).toBe(false);
     await outbox.acknowledge(b2?.seqs ?? []);
     expect(await next({ batchSize: 7, maxPerBatch: 1000 })).toBeNull();
     expect(await outbox.pending()).toBe(0);
@@ -110,12 +113,14 @@ describe('Outbox', () => {
     await tx(`INSERT INTO t SELECT g, 'big' FROM generate_series(1, 25) g`);
     const whole = await next({ batchSize: 10, maxPerBatch: 30 });
     expect(whole?.changes).toHaveLength(25);
+    expect(whole?.more).toBe(false);
     const parts: boolean[][] = [];
     const exclude: string[] = [];
     for (;;) {
       const b = await next({ batchSize: 10, maxPerBatch: 10, exclude });
       if (!b) break;
       parts.push(b.changes.map((c) => c.tx_end === true));
+      expect(b.more).toBe(parts.length < 3);
       exclude.push(...b.seqs);
     }
     expect(parts.map((p) => p.length)).toEqual([10, 10, 5]);

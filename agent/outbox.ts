@@ -67,6 +67,8 @@ export interface OutboxBatch {
   readonly changes: readonly Change[];
   /** The outbox rows, to delete once the hub acknowledged them. */
   readonly seqs: readonly string[];
+  /** Changes were left for a later batch (the batch size cut), rather than this one taking all there was. */
+  readonly more: boolean;
 }
 
 export interface ReadOptions {
@@ -116,7 +118,8 @@ export class Outbox {
        )
        SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.hlc::text AS hlc, h.vv, n.n
          FROM head h JOIN n ON n.tx = h.tx ORDER BY h.seq`,
-      [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch))],
+      // One row more than a batch holds: its transaction tells whether anything is left over.
+      [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch)) + 1],
     );
     if (head.rows.length === 0) return null;
     // Rows of one transaction in the head are its first ones (seq order), a prefix of it.
@@ -156,7 +159,9 @@ export class Outbox {
     }
     // Rows acknowledged and deleted between the two reads: nothing left to send from this plan.
     if (changes.length === 0) return null;
-    return { changes, seqs };
+    let known = 0;
+    for (const n of count.values()) known += n;
+    return { changes, seqs, more: changes.length < known };
   }
 
   /** The hub holds these changes durably: drop them from the outbox. */
