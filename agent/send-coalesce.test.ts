@@ -1,6 +1,6 @@
 /**
- * A batch smaller than the batch size is not sent while another waits for its ack: what is
- * captured meanwhile goes out together once the ack comes. Here the hub's append is held back
+ * A batch that takes all there is (the batch size left nothing over) is not sent while another
+ * waits for its ack: what is captured meanwhile goes out together once the ack comes. Here the hub's append is held back
  * by taking the tenant's append lock, so the first batch stays unacknowledged for as long as
  * the test wants; the agent polls its outbox every 50 ms meanwhile.
  */
