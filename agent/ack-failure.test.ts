@@ -7,9 +7,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestHub, seedBranch } from '../hub/testing/harness.js';
 import type { HubApp } from '../hub/app.js';
 import { useTestDatabase } from '../test/support/pg.js';
-import { loadConfig } from './config.js';
-import { startAgent, type AgentService } from './service.js';
+import type { AgentService } from './service.js';
 import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
+import { startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('ackfail_hub');
 const branchDb = useTestDatabase('ackfail_branch');
@@ -30,10 +30,7 @@ beforeAll(async () => {
       RETURN OLD;
     END $$;
     CREATE TRIGGER fail_first_delete BEFORE DELETE ON hubsync.change_log FOR EACH ROW EXECUTE FUNCTION public.fail_first_delete();`);
-  const config = loadConfig({
-    env: { HUB_URL: hub.url, TENANT_ID: TENANT, BRANCH_ID: 'b1', API_KEY: apiKey, DATABASE_URL: branchDb.url, AGENT_TABLES: 'public.item', AGENT_POLL_MS: '200', LOG_LEVEL: 'silent' },
-  });
-  agent = await startAgent(config);
+  agent = await startItemAgent(hub, branch, apiKey);
 });
 
 afterAll(async () => {

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HubApp } from '../hub/app.js';
 import { change, seedBranch, startTestHub, TestAgent, tokenFor, wsUrl } from '../hub/testing/harness.js';
 import { useTestDatabase } from '../test/support/pg.js';
-import { loadConfig } from './config.js';
-import { startAgent, type AgentService } from './service.js';
+import type { AgentService } from './service.js';
 import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
+import { startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('coalesce_hub');
 const branchDb = useTestDatabase('coalesce_branch');
@@ -29,11 +29,7 @@ beforeAll(async () => {
   await branch.pool.query(`
     CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$;
     CREATE TRIGGER slow AFTER INSERT OR UPDATE ON public.item FOR EACH STATEMENT EXECUTE FUNCTION public.slow();`);
-  const config = loadConfig({
-    env: { HUB_URL: hub.url, TENANT_ID: TENANT, BRANCH_ID: 'b1', API_KEY: apiKey, DATABASE_URL: branchDb.url, AGENT_TABLES: 'public.item', AGENT_POLL_MS: '200', LOG_LEVEL: 'silent' },
-  });
-  agent = await startAgent(config);
-  for (let i = 0; i < 150 && !hub.ctx.registry.get(TENANT, 'b1'); i++) await new Promise((r) => setTimeout(r, 100));
+  agent = await startItemAgent(hub, branch, apiKey);
   sender = await TestAgent.open(wsUrl(hub), await tokenFor(hub.url, TENANT, 'b2', senderKey), { bootstrap: false });
 }, 60_000);
 

@@ -10,9 +10,9 @@ import type { HubApp } from '../hub/app.js';
 import { appendLockKey } from '../hub/log.js';
 import { seedBranch, startTestHub } from '../hub/testing/harness.js';
 import { useTestDatabase } from '../test/support/pg.js';
-import { loadConfig } from './config.js';
-import { startAgent, type AgentService } from './service.js';
+import type { AgentService } from './service.js';
 import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
+import { startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('send_coalesce_hub');
 const branchDb = useTestDatabase('send_coalesce_branch');
@@ -24,11 +24,7 @@ beforeAll(async () => {
   hub = await startTestHub(hubDb.url);
   const apiKey = await seedBranch(hub.ctx.store, TENANT, 'b1');
   branch = await openBranch(branchDb.url, 'b1', 'CREATE TABLE public.item (id int PRIMARY KEY, name text)', [{ name: 'public.item' }]);
-  const config = loadConfig({
-    env: { HUB_URL: hub.url, TENANT_ID: TENANT, BRANCH_ID: 'b1', API_KEY: apiKey, DATABASE_URL: branchDb.url, AGENT_TABLES: 'public.item', AGENT_POLL_MS: '50', LOG_LEVEL: 'silent' },
-  });
-  agent = await startAgent(config);
-  for (let i = 0; i < 150 && !hub.ctx.registry.get(TENANT, 'b1'); i++) await new Promise((r) => setTimeout(r, 100));
+  agent = await startItemAgent(hub, branch, apiKey, { AGENT_POLL_MS: '50' });
 }, 60_000);
 
 afterAll(async () => {
