@@ -4,12 +4,12 @@
  * the outbox drains. They used to stay excluded, unsent and undeleted, until the next reconnect.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startTestHub, seedBranch } from '../hub/testing/harness.js';
+import { startTestHub } from '../hub/testing/harness.js';
 import type { HubApp } from '../hub/app.js';
 import { useTestDatabase } from '../test/support/pg.js';
 import type { AgentService } from './service.js';
-import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
-import { startItemAgent } from './testing/hub-agent.js';
+import type { TestBranch } from './testing/branches.js';
+import { openItemBranch, startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('ackfail_hub');
 const branchDb = useTestDatabase('ackfail_branch');
@@ -19,8 +19,8 @@ let agent: AgentService | undefined;
 
 beforeAll(async () => {
   hub = await startTestHub(hubDb.url);
-  const apiKey = await seedBranch(hub.ctx.store, TENANT, 'b1');
-  branch = await openBranch(branchDb.url, 'b1', 'CREATE TABLE public.item (id int PRIMARY KEY, name text)', [{ name: 'public.item' }]);
+  let apiKey: string;
+  ({ branch, apiKey } = await openItemBranch(hub, branchDb.url));
   // The first delete from the outbox fails (a sequence, so the failing transaction cannot undo the count).
   await branch.pool.query(`
     CREATE SEQUENCE public.deletes;

@@ -8,8 +8,8 @@ import type { HubApp } from '../hub/app.js';
 import { change, seedBranch, startTestHub, TestAgent, tokenFor, wsUrl } from '../hub/testing/harness.js';
 import { useTestDatabase } from '../test/support/pg.js';
 import type { AgentService } from './service.js';
-import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
-import { startItemAgent } from './testing/hub-agent.js';
+import { TENANT, type TestBranch } from './testing/branches.js';
+import { openItemBranch, startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('coalesce_hub');
 const branchDb = useTestDatabase('coalesce_branch');
@@ -22,9 +22,9 @@ const BATCHES = 150;
 beforeAll(async () => {
   // Flow control off for this test: the hub pushes every batch as its own delivery at once.
   hub = await startTestHub(hubDb.url, { maxUnappliedEntries: 1_000_000, branchRate: undefined, tenantRate: undefined });
-  const apiKey = await seedBranch(hub.ctx.store, TENANT, 'b1');
+  let apiKey: string;
+  ({ branch, apiKey } = await openItemBranch(hub, branchDb.url));
   const senderKey = await seedBranch(hub.ctx.store, TENANT, 'b2');
-  branch = await openBranch(branchDb.url, 'b1', 'CREATE TABLE public.item (id int PRIMARY KEY, name text)', [{ name: 'public.item' }]);
   // Every apply transaction takes a while (a statement-level trigger sleeps), so deliveries queue.
   await branch.pool.query(`
     CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$;

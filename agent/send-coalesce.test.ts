@@ -8,11 +8,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HubApp } from '../hub/app.js';
 import { appendLockKey } from '../hub/log.js';
-import { seedBranch, startTestHub } from '../hub/testing/harness.js';
+import { startTestHub } from '../hub/testing/harness.js';
 import { useTestDatabase } from '../test/support/pg.js';
 import type { AgentService } from './service.js';
-import { openBranch, TENANT, type TestBranch } from './testing/branches.js';
-import { startItemAgent } from './testing/hub-agent.js';
+import { TENANT, type TestBranch } from './testing/branches.js';
+import { openItemBranch, startItemAgent } from './testing/hub-agent.js';
 
 const hubDb = useTestDatabase('send_coalesce_hub');
 const branchDb = useTestDatabase('send_coalesce_branch');
@@ -22,8 +22,8 @@ let agent: AgentService | undefined;
 
 beforeAll(async () => {
   hub = await startTestHub(hubDb.url);
-  const apiKey = await seedBranch(hub.ctx.store, TENANT, 'b1');
-  branch = await openBranch(branchDb.url, 'b1', 'CREATE TABLE public.item (id int PRIMARY KEY, name text)', [{ name: 'public.item' }]);
+  let apiKey: string;
+  ({ branch, apiKey } = await openItemBranch(hub, branchDb.url));
   agent = await startItemAgent(hub, branch, apiKey, { AGENT_POLL_MS: '50' });
 }, 60_000);
 
