@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Change, LogEntry } from '../protocol/index.js';
 import { quoteIdent, type Queryable } from './store/index.js';
+import { queryPrepared } from './store/prepared.js';
 
 export interface AppendResult {
   /** Offset of each change of the batch, in batch order (the original offset for a resent change). */
@@ -69,7 +70,8 @@ export async function appendMany(
   const all = batches.flatMap((b) => b.changes);
   const n = all.length;
   const targets = batches.flatMap((b) => b.changes.map(() => b.target));
-  const { rows } = await pool.query<{ last: string; inserted: string }>(
+  const { rows } = await queryPrepared<{ last: string; inserted: string }>(
+    pool,
     `WITH l AS (SELECT pg_advisory_xact_lock(hashtextextended($5, 7316))),
      r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last FROM l),
      ins AS (
@@ -289,15 +291,20 @@ export interface ConnectPosition extends BranchPosition {
  */
 export async function branchPositions(q: Queryable, schema: string, branches: readonly string[]): Promise<ConnectPosition[]> {
   const s = quoteIdent(schema);
-  const { rows } = await q.query<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string; notices: boolean }>(
+  // Prepared, and written so that its plan does not depend on the values: the branch list is
+  // one comma-separated text (ids are DNS labels), as unnest($1::text[]) would let each run see
+  // the array's length and PostgreSQL would keep planning it afresh, never settling on the
+  // generic plan; the cursor lookup is by index per branch (LIMIT 1 keeps it a nested loop).
+  const { rows } = await queryPrepared<{ cursor: string; head: string; pruned_upto: string; compacted_upto: string; notices: boolean }>(
+    q,
     `SELECT coalesce(c.pos, 0) AS cursor, h.head, h.pruned_upto, h.compacted_upto,
             EXISTS (SELECT 1 FROM ${s}.notices n WHERE n.branch_id = b.branch_id) AS notices
        FROM (SELECT greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head, m.pruned_upto, m.compacted_upto
-               FROM ${s}.meta m) h
-      CROSS JOIN unnest($1::text[]) WITH ORDINALITY AS b(branch_id, i)
-       LEFT JOIN ${s}.cursors c ON c.branch_id = b.branch_id
+               FROM ${s}.meta m WHERE m.singleton) h
+      CROSS JOIN string_to_table($1::text, ',') WITH ORDINALITY AS b(branch_id, i)
+       LEFT JOIN LATERAL (SELECT c.pos FROM ${s}.cursors c WHERE c.branch_id = b.branch_id LIMIT 1) c ON true
       ORDER BY b.i`,
-    [branches],
+    [branches.join(',')],
   );
   return branches.map((_, i) => {
     const r = rows[i];
@@ -322,7 +329,8 @@ export async function head(q: Queryable, schema: string): Promise<number> {
 
 /** Moves the branch's cursor forward (never back). Returns whether it moved. */
 export async function setCursor(q: Queryable, schema: string, branch: string, pos: number): Promise<boolean> {
-  const { rowCount } = await q.query(
+  const { rowCount } = await queryPrepared(
+    q,
     `UPDATE ${quoteIdent(schema)}.cursors SET pos = $2, updated_at = now() WHERE branch_id = $1 AND pos < $2`,
     [branch, pos],
   );

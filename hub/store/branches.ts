@@ -4,6 +4,7 @@ import { appendAudit } from './audit.js';
 import { notifyControl } from './control.js';
 import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
+import { queryPrepared } from './prepared.js';
 import { assertResourceId, type Tenant } from './tenants.js';
 
 export type BranchStatus = 'active' | 'suspended';
@@ -280,7 +281,8 @@ export async function touchLastSeen(q: Queryable, tenantId: string, id: string):
 /** `touchLastSeen` for many branches in one statement; `pairs` are [tenant, branch]. */
 export async function touchLastSeenMany(q: Queryable, pairs: readonly (readonly [string, string])[]): Promise<void> {
   if (pairs.length === 0) return;
-  await q.query(
+  await queryPrepared(
+    q,
     `UPDATE hub.branches b SET last_seen_at = now()
        FROM unnest($1::text[], $2::text[]) AS u(tenant_id, id)
       WHERE b.tenant_id = u.tenant_id AND b.id = u.id`,
