@@ -93,10 +93,15 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       }),
       inflight: new InFlight(),
       positions: new Batcher((schema, branches) => log.branchPositions(pool, schema, branches)),
-      lastSeen: new Batcher<readonly [string, string], void>(async (_key, pairs) => {
-        await store.touchLastSeenMany(pairs);
-        return pairs.map(() => undefined);
-      }),
+      // Last-seen times are for people (admin status), so they may be a second late: in a
+      // reconnect storm that turns thousands of small updates into a few large ones.
+      lastSeen: new Batcher<readonly [string, string], void>(
+        async (_key, pairs) => {
+          await store.touchLastSeenMany(pairs);
+          return pairs.map(() => undefined);
+        },
+        { lingerMs: 1000 },
+      ),
       draining: false,
     };
     ctx.fanout.onUndeliveredConflict = (tenant, branch, frame) => {

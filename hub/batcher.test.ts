@@ -43,8 +43,23 @@ describe('batcher (group commit of per-connection queries)', () => {
     const b = new Batcher<number, number>(async (_key, items) => {
       sizes.push(items.length);
       return [...items];
-    }, 3);
+    }, { maxBatch: 3 });
     await Promise.all(Array.from({ length: 8 }, (_, i) => b.add('k', i)));
     expect(sizes).toEqual([1, 3, 3, 1]);
+  });
+
+  it('with lingerMs, the first item waits for company, and idle() cuts the wait short', async () => {
+    const runs: number[][] = [];
+    const b = new Batcher<number, number>(async (_key, items) => {
+      runs.push([...items]);
+      return [...items];
+    }, { lingerMs: 60_000 });
+    const all = [b.add('k', 1), b.add('k', 2)];
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toEqual([]);
+    all.push(b.add('k', 3));
+    await b.idle();
+    expect(await Promise.all(all)).toEqual([1, 2, 3]);
+    expect(runs).toEqual([[1, 2, 3]]);
   });
 });
