@@ -63,6 +63,8 @@ export class Connection implements RegisteredConnection {
   /** Cleared by each heartbeat, set by each pong. */
   alive = true;
   closed = false;
+  /** The code this side closed with, if it sent a close frame. */
+  private closeSent: CloseCode | undefined;
   private readonly codec: Codec;
   private exp: number;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -203,6 +205,7 @@ export class Connection implements RegisteredConnection {
   close(code: CloseCode): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeSent = code;
     this.delivery.stop();
     this.snapshot?.abort('connection closed');
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
@@ -213,6 +216,13 @@ export class Connection implements RegisteredConnection {
     }
     // A peer that never answers the close handshake is cut off.
     setTimeout(() => this.ws.terminate(), 5000).unref();
+  }
+
+  /** Resolves once nothing of this connection waits to be written (checked every 20 ms). */
+  async flushed(): Promise<void> {
+    while (this.ws.bufferedAmount > 0 && this.ws.readyState !== this.ws.CLOSED) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /** Drops the socket without a close frame (dead peer, or a test's simulated crash). */
@@ -552,7 +562,8 @@ export class Connection implements RegisteredConnection {
     this.delivery.stop();
     this.snapshot?.abort('connection closed');
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    ctx.metrics.connectionsClosed.inc({ code: String(code) });
+    // Cut off after its close frame (shutdown does not wait for the answer): closed with that code.
+    ctx.metrics.connectionsClosed.inc({ code: String(code === 1006 && this.closeSent !== undefined ? this.closeSent : code) });
     if (this.counted) {
       // Also for a replaced connection, which is no longer in the registry.
       this.counted = false;

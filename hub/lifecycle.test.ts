@@ -96,6 +96,20 @@ describe('graceful shutdown', () => {
     await again.stop();
   });
 
+  it('every agent sees 1012 and the hub counts 1012, though it drops the sockets without waiting for their answers', async () => {
+    const app = await startTestHub(db.url);
+    const agents = [];
+    for (let i = 0; i < 30; i++) {
+      const key = await seedBranch(app.ctx.store, 'many', `b${i}`);
+      agents.push(await TestAgent.open(wsUrl(app), await tokenFor(app.url, 'many', `b${i}`, key)));
+    }
+    await app.stop();
+    const codes = await Promise.all(agents.map(async (a) => (await a.closed).code));
+    expect(codes).toEqual(agents.map(() => CLOSE.restart));
+    const closed = (await app.ctx.metrics.connectionsClosed.get()).values.map((v) => [v.labels.code, v.value]);
+    expect(closed).toEqual([[String(CLOSE.restart), 30]]);
+  });
+
   it('refuses new connections and reports not ready while draining', async () => {
     const app = await startTestHub(db.url);
     app.ctx.draining = true;
