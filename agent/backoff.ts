@@ -19,6 +19,8 @@ export const RECONNECT: Backoff = { baseMs: 500, capMs: 60_000 };
  */
 export const RESTART: Backoff = { baseMs: 1000, capMs: 5000 };
 export const RESTART_WINDOW_MS = 60_000;
+/** How long an agent waits for the hub's answer to its WebSocket upgrade before it tries again. */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Suspended, replaced by another agent, or refused for violations: do not hammer the hub. */
 export const LONG: Backoff = { baseMs: 15_000, capMs: 10 * 60_000 };
 

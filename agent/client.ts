@@ -24,7 +24,7 @@ import {
 } from '../protocol/messages.js';
 import { parseHubFrame } from '../protocol/validate.js';
 import type { ApplyEngine, ApplyResult } from './apply.js';
-import { closeAction, deadAfter, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
+import { closeAction, deadAfter, HANDSHAKE_TIMEOUT_MS, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
 import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
@@ -181,7 +181,7 @@ export class HubClient {
     if (this.stopping) return { kind: 'reconnect', reason: 'stopping' };
     const ws = new WebSocket(this.endpoints.wsUrl, [this.codec.subprotocol], {
       headers: { authorization: `Bearer ${grant.token}` },
-      handshakeTimeout: 15_000,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       perMessageDeflate: this.deps.config.compression === 'permessage-deflate',
       maxPayload: MAX_INBOUND_BYTES,
       ...(this.ca ? { ca: this.ca } : {}),

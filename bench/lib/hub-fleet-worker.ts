@@ -6,7 +6,7 @@
  * Talks to the benchmark over the IPC channel; exits when the benchmark goes away.
  */
 import WebSocket from 'ws';
-import { closeAction, reconnectDelay } from '../../agent/backoff.js';
+import { closeAction, HANDSHAKE_TIMEOUT_MS, reconnectDelay } from '../../agent/backoff.js';
 import { msgpackCodec, SUBPROTOCOL_MSGPACK } from '../../protocol/index.js';
 
 export type FleetCommand =
@@ -74,7 +74,7 @@ function open(slot: Slot): Promise<void> {
   const ws = new WebSocket(url, [SUBPROTOCOL_MSGPACK], {
     headers: { authorization: `Bearer ${slot.token}` },
     perMessageDeflate: false,
-    handshakeTimeout: 30_000,
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     localAddress: slot.localAddress,
   });
   slot.ws = ws;
