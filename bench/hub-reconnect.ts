@@ -6,6 +6,7 @@
  */
 import type { FleetSetup } from './hub-connections.js';
 import { profile } from './hub-connections.js';
+import { raiseAcceptQueue } from './lib/accept-queue.js';
 import { buildHub, CpuSampler, HubProcess } from './lib/hub-process.js';
 import { formatNumber, markdownTable } from './lib/report.js';
 
@@ -29,6 +30,8 @@ export interface ReconnectResult {
   readonly rssAfterMB: number;
   /** CPU seconds of the load generator's workers from SIGTERM to full recovery. */
   readonly generatorCpuSeconds: number;
+  /** The kernel's cap on the new hub's accept queue (net.core.somaxconn), and before the run. */
+  readonly acceptQueue: { readonly somaxconn: number; readonly before: number };
 }
 
 const log = (s: string) => process.stderr.write(`[reconnect] ${s}\n`);
@@ -40,49 +43,56 @@ export async function runReconnect(setup: FleetSetup & { hub: HubProcess }): Pro
   await fleet.reset();
   log(`restarting the hub under ${connections} connections…`);
   await buildHub();
-  const genCpu0 = fleet.cpuSeconds();
-  const t0 = wall();
-  await setup.hub.stop();
-  const tExit = wall();
-  const hub = await HubProcess.spawn({
-    databaseUrl: setup.databaseUrl,
-    jwtKeys: setup.jwtKeys,
-    port: setup.port,
-    env: setup.hubEnv,
-    label: 'conn-restarted',
-    ...profile(setup.profileDir ? { cpuProfDir: setup.profileDir } : {}),
-  });
-  const sampler = new CpuSampler(hub.pid, 250).start();
-  await hub.ready(120_000);
-  const tListen = wall();
-  let shown = 0;
-  const done = await fleet.waitAllGreeted(300_000, (s) => {
-    if (wall() - shown > 2000) {
-      shown = wall();
-      log(`${s.greeted} of ${s.wanted} back after ${((wall() - t0) / 1000).toFixed(1)} s`);
-    }
-  });
-  sampler.stop();
-  const generatorCpuSeconds = fleet.cpuSeconds() - genCpu0;
-  const mem = await hub.memory();
-  const tFull = done.allGreetedAt;
-  const result: ReconnectResult = {
-    connections,
-    shutdownSeconds: (tExit - t0) / 1000,
-    startSeconds: (tListen - tExit) / 1000,
-    recoverySeconds: (tFull - t0) / 1000,
-    afterListenSeconds: (tFull - tListen) / 1000,
-    peakCpuCores: sampler.peak(1000),
-    cpuSeconds: sampler.total(),
-    attempts: done.attempts,
-    refused: done.refused,
-    failed: done.failed,
-    closes: done.closes,
-    rssAfterMB: mem.rss / 1024 / 1024,
-    generatorCpuSeconds,
-  };
-  log(`all ${connections} back ${result.recoverySeconds.toFixed(1)} s after SIGTERM`);
-  return { result, hub };
+  // Before the new hub listens: the kernel fixes a socket's accept queue at listen().
+  const queue = raiseAcceptQueue();
+  try {
+    const genCpu0 = fleet.cpuSeconds();
+    const t0 = wall();
+    await setup.hub.stop();
+    const tExit = wall();
+    const hub = await HubProcess.spawn({
+      databaseUrl: setup.databaseUrl,
+      jwtKeys: setup.jwtKeys,
+      port: setup.port,
+      env: setup.hubEnv,
+      label: 'conn-restarted',
+      ...profile(setup.profileDir ? { cpuProfDir: setup.profileDir } : {}),
+    });
+    const sampler = new CpuSampler(hub.pid, 250).start();
+    await hub.ready(120_000);
+    const tListen = wall();
+    let shown = 0;
+    const done = await fleet.waitAllGreeted(300_000, (s) => {
+      if (wall() - shown > 2000) {
+        shown = wall();
+        log(`${s.greeted} of ${s.wanted} back after ${((wall() - t0) / 1000).toFixed(1)} s`);
+      }
+    });
+    sampler.stop();
+    const generatorCpuSeconds = fleet.cpuSeconds() - genCpu0;
+    const mem = await hub.memory();
+    const tFull = done.allGreetedAt;
+    const result: ReconnectResult = {
+      connections,
+      shutdownSeconds: (tExit - t0) / 1000,
+      startSeconds: (tListen - tExit) / 1000,
+      recoverySeconds: (tFull - t0) / 1000,
+      afterListenSeconds: (tFull - tListen) / 1000,
+      peakCpuCores: sampler.peak(1000),
+      cpuSeconds: sampler.total(),
+      attempts: done.attempts,
+      refused: done.refused,
+      failed: done.failed,
+      closes: done.closes,
+      rssAfterMB: mem.rss / 1024 / 1024,
+      generatorCpuSeconds,
+      acceptQueue: { somaxconn: queue.somaxconn, before: queue.before },
+    };
+    log(`all ${connections} back ${result.recoverySeconds.toFixed(1)} s after SIGTERM`);
+    return { result, hub };
+  } finally {
+    queue.restore();
+  }
 }
 
 function counts(m: Record<string, number>): string {
@@ -95,6 +105,13 @@ export function reconnectTable(r: ReconnectResult): string {
     ['figure', 'value', 'goal'],
     [
       ['connections dropped by the restart', formatNumber(r.connections), ''],
+      [
+        "new hub's accept queue (net.core.somaxconn)",
+        r.acceptQueue.somaxconn === r.acceptQueue.before
+          ? `${formatNumber(r.acceptQueue.somaxconn)} (as found)`
+          : `${formatNumber(r.acceptQueue.somaxconn)} (raised from ${formatNumber(r.acceptQueue.before)} for the run)`,
+        '',
+      ],
       ['SIGTERM → old hub exited (close 1012 to every socket)', `${r.shutdownSeconds.toFixed(1)} s`, ''],
       ['old hub exited → new hub listening', `${r.startSeconds.toFixed(1)} s`, ''],
       ['new hub listening → all back (hello received)', `${r.afterListenSeconds.toFixed(1)} s`, ''],

@@ -158,9 +158,15 @@ The ${result.connections.toLocaleString('en-US')} connections of the connections
 SIGTERM (graceful shutdown, close 1012 to every socket), then the same command starts a new hub on
 the same port as soon as the old one exited. Each branch reconnects as the agent does
 (agent/backoff.ts: within a random 0–1 s after 1012, then, while nobody listens, exponential
-backoff with full jitter from 1 s, doubling, at most 5 s) with its still-valid JWT, from a
-loopback address of its own; a branch is back when hello
-arrived. Peak CPU is the new hub's, over 1-s windows sampled from /proc.
+backoff with full jitter from 1 s, doubling, at most 5 s; an upgrade unanswered after 15 s is
+given up and tried again) with its still-valid JWT, from a loopback address of its own; a
+branch is back when hello arrived. Before the new hub listens, the benchmark raises the
+kernel's cap on its accept queue (\`net.core.somaxconn\`) to 65,535 when it has the privilege,
+as docs/operations.md advises for hubs holding this many branches. At the default 4,096, one
+storm dropped 111,587 SYNs (\`nstat\` TcpExtListenOverflows), which TCP retried 1, 3, 7, 15 s
+later; the hub of 8fd7561 took 47.2 s to full recovery that way and 31.4 s with the cap raised,
+back to back (2026-11-27 11:52 and 11:55 UTC). Peak CPU is the new hub's, over 1-s windows
+sampled from /proc.
 
 ${table}`,
         );

@@ -145,10 +145,11 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
     listen: () =>
       new Promise((resolve, reject) => {
         server.once('error', reject);
-        // A reconnect storm brings thousands of connections in a second: with Node's default
-        // backlog (511) the kernel drops the rest, and their TCP retries wait 1, 3, 7, 15 s…
-        // (the kernel caps this at net.core.somaxconn).
-        server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
+        // A reconnect storm brings thousands of connections within seconds. Connections past the
+        // kernel's accept queue are dropped, and their TCP retries wait 1, 3, 7, 15 s… while the
+        // hub may sit idle. The kernel caps the queue at net.core.somaxconn (4096 by default):
+        // raise it on hosts that hold many connections (docs/operations.md).
+        server.listen({ port: config.port, host: config.host, backlog: 65535 }, () => {
           server.off('error', reject);
           const addr = server.address();
           resolve(typeof addr === 'object' && addr ? addr.port : config.port);
