@@ -49,6 +49,24 @@ export interface RelayResult {
   /** Every acknowledged change reached every receiver. */
   readonly complete: boolean;
   readonly drainSeconds: number;
+  /** Log entries not yet folded into the compacted state when the saturation window ended. */
+  readonly compactionBehind: number;
+  /** From the end of the window until the background compaction caught up (null: not within 5 min). */
+  readonly compactionCatchUpSeconds: number | null;
+}
+
+/** Entries of the relay tenant's log not yet compacted. */
+async function compactionBehind(databaseUrl: string): Promise<number> {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ behind: string }>(
+      'SELECT greatest(0, coalesce((SELECT max(pos) FROM tenant_relay.log), 0) - compacted_upto) AS behind FROM tenant_relay.meta',
+    );
+    return Number(rows[0]?.behind ?? 0);
+  } finally {
+    await c.end();
+  }
 }
 
 const log = (s: string) => process.stderr.write(`[relay] ${s}\n`);
@@ -125,6 +143,8 @@ export async function runRelay(codec: 'json' | 'msgpack', options: HubRunOptions
     const pg1 = await postgresCpu(db.url);
     sampler.stop();
     const secs = (performance.now() - t0) / 1000;
+    const windowEnd = performance.now();
+    const behind = await compactionBehind(db.url);
     const stopped = await sender.request<SenderStats>({ cmd: 'stop' });
 
     // ---- drain: every acknowledged change must reach every receiver
@@ -138,6 +158,15 @@ export async function runRelay(codec: 'json' | 'msgpack', options: HubRunOptions
     const complete = last.delivered.every((n) => n === stopped.acked);
     if (!complete) log(`${codec}: receivers got ${last.delivered.join(', ')} of ${stopped.acked} acknowledged changes`);
     const memory = await hub.memory();
+    // The background compaction (every 10 s, paced) catching up with what the window appended.
+    let caughtUp: number | null = null;
+    while (performance.now() - windowEnd < 300_000) {
+      if ((await compactionBehind(db.url)) === 0) {
+        caughtUp = (performance.now() - windowEnd) / 1000;
+        break;
+      }
+      await sleep(500);
+    }
 
     const rates = d1.delivered.map((n, i) => (n - (d0.delivered[i] as number)) / secs);
     return {
@@ -156,6 +185,8 @@ export async function runRelay(codec: 'json' | 'msgpack', options: HubRunOptions
       memory,
       complete,
       drainSeconds,
+      compactionBehind: behind,
+      compactionCatchUpSeconds: caughtUp,
     };
   } finally {
     await sender.stop();
@@ -185,6 +216,11 @@ export function relayTable(results: readonly RelayResult[]): string {
     ['hub CPU at the fixed load (of one core)', ...results.map((r) => pct(r.fixedCpu)), ''],
     ['hub RSS / heap used at the end', ...results.map((r) => `${(r.memory.rss / 2 ** 20).toFixed(0)} MB / ${(r.memory.heapUsed / 2 ** 20).toFixed(0)} MB`), ''],
     ['every acknowledged change reached every receiver', ...results.map((r) => (r.complete ? `yes (drained in ${r.drainSeconds.toFixed(1)} s)` : '**no**')), ''],
+    [
+      'log entries not yet compacted at the end of saturation → background compaction caught up',
+      ...results.map((r) => `${formatNumber(r.compactionBehind)} → ${r.compactionCatchUpSeconds === null ? 'not within 5 min' : `after ${r.compactionCatchUpSeconds.toFixed(0)} s`}`),
+      '',
+    ],
   ];
   const verdict = (r: RelayResult) =>
     `${r.deliveredMin >= goalRate ? 'throughput met' : '**throughput missed**'}, ${r.latency.p99 < goalP99 ? 'p99 met' : '**p99 missed**'}`;
