@@ -220,6 +220,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         await withTimeout(Promise.all(conns.map((c) => c.flushed())), Math.min(config.shutdownTimeoutMs, CLOSE_FLUSH_WAIT_MS));
         phase('closeFlushed');
         for (const c of registry.all()) c.terminate();
+        phase('terminate');
         await Promise.all(conns.map((c) => c.flushCursor().catch(() => undefined)));
         phase('cursors');
         await withTimeout(ctx.lastSeen.idle(), config.shutdownTimeoutMs);

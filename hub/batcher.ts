@@ -31,10 +31,10 @@ export class Batcher<T, R> {
   private readonly queues = new Map<string, Queue<T, R>>();
   private idleWaiters: (() => void)[] = [];
 
-  /** `run` answers one result per item, in order; a throw rejects every item of the batch. */
   private readonly maxBatch: number;
   private readonly lingerMs: number;
 
+  /** `run` answers one result per item, in order; a throw rejects every item of the batch. */
   constructor(
     private readonly run: (key: string, items: readonly T[]) => Promise<readonly R[]>,
     options: BatcherOptions = {},

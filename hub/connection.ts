@@ -82,9 +82,6 @@ export class Connection implements RegisteredConnection {
   private framesSeq = 0;
   /** Counted in the active-connections gauge (and holding a location claim). */
   private counted = false;
-  private resolveClosed: () => void = () => undefined;
-  /** Resolves when the socket has closed (handshake done or dropped). */
-  readonly whenClosed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
 
   constructor(
     private readonly ctx: HubContext,
@@ -573,7 +570,6 @@ export class Connection implements RegisteredConnection {
       void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     }
     void this.flushCursor();
-    this.resolveClosed();
   }
 
   private armExpiry(): void {
