@@ -76,8 +76,8 @@ export async function appendMany(
      r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last FROM l),
      ins AS (
        INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)
-       SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, ($3::text[])[x.i], x.e
-         FROM r, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, i)
+       SELECT r.last - $1 + x.i, $2, (x.e->>'seq')::bigint, x.target, x.e
+         FROM r, ROWS FROM (jsonb_array_elements($4::jsonb), unnest($3::text[])) WITH ORDINALITY AS x(e, target, i)
        ON CONFLICT (origin, origin_seq) DO NOTHING
        RETURNING 1
      )
