@@ -108,7 +108,11 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       draining: false,
     };
     ctx.fanout.onUndeliveredConflict = (tenant, branch, frame) => {
-      holdNotice(pool, tenantSchemaName(tenant), branch, frame).catch((err: unknown) => logger.warn({ err, tenant, branch }, 'could not hold a conflict notice'));
+      holdNotice(pool, tenantSchemaName(tenant), branch, frame).then(
+        // The branch may have connected here while the notice was being stored.
+        () => registry.get(tenant, branch)?.noticeHeld(),
+        (err: unknown) => logger.warn({ err, tenant, branch }, 'could not hold a conflict notice'),
+      );
     };
     await engine.start((m) => ctx.fanout.receive(m));
 

@@ -75,4 +75,16 @@ describe('conflict reports', () => {
     expect(await store.next('conflict.notify')).toMatchObject({ id: 'r1', reported_by: 'hq', conflict: { pk: { id: '789' } } });
     await store.close();
   });
+
+  it('sends a notice held while the branch was connecting, without waiting for its next connection', async () => {
+    await expect.poll(() => app.ctx.registry.get('acme', 'store')).toBeUndefined();
+    const store = await open('store');
+    // As if the notice had found the branch away and was stored only after the branch's
+    // connection read what was held: the hold itself must bring it over.
+    app.ctx.fanout.onUndeliveredConflict('acme', 'store', { type: 'conflict.notify', id: 'r2', reported_by: 'hq', conflict: { ...conflict('hq', 'store'), pk: { id: '790' } } });
+    expect(await store.next('conflict.notify')).toMatchObject({ id: 'r2', conflict: { pk: { id: '790' } } });
+    const { rows } = await app.ctx.pool.query(`SELECT count(*)::int AS n FROM tenant_acme.notices`);
+    expect(rows[0].n).toBe(0);
+    await store.close();
+  });
 });

@@ -65,6 +65,10 @@ export class Connection implements RegisteredConnection {
   closed = false;
   /** The code this side closed with, if it sent a close frame. */
   private closeSent: CloseCode | undefined;
+  /** Hello is out: frames other than hello may follow. */
+  private greeted = false;
+  /** A conflict notice was held for this branch while it was being greeted. */
+  private noticesHeldMeanwhile = false;
   private readonly codec: Codec;
   private exp: number;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -184,7 +188,8 @@ export class Connection implements RegisteredConnection {
         token_expires_at: new Date(this.exp * 1000).toISOString(),
       });
       this.delivery.start(pos.cursor, bootstrap, pos.head);
-      if (pos.notices) void this.sendHeldNotices(this.view!.schema);
+      this.greeted = true;
+      if (pos.notices || this.noticesHeldMeanwhile) void this.sendHeldNotices(this.view!.schema);
       void ctx.lastSeen.add('', [this.tenantId, this.branchId]).catch(() => undefined);
     } catch (err) {
       ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'opening a connection failed');
@@ -475,6 +480,17 @@ export class Connection implements RegisteredConnection {
   }
 
   /** Conflict notices held while this branch was offline. */
+  /**
+   * A conflict notice was just held for this branch (it was not connected when the notice came,
+   * or looked so): send what is held now, or right after hello if that is still to come, since
+   * the read of held notices at connect may have missed it.
+   */
+  noticeHeld(): void {
+    if (this.closed) return;
+    if (!this.greeted) this.noticesHeldMeanwhile = true;
+    else if (this.view) void this.sendHeldNotices(this.view.schema);
+  }
+
   private async sendHeldNotices(schema: string): Promise<void> {
     try {
       for (const notice of await takeNotices(this.ctx.pool, schema, this.branchId)) this.send(notice);
