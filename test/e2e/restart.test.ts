@@ -34,7 +34,7 @@ const tick = (ms = 5): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, ok: () => Promise<boolean>, timeout = 30_000): Promise<void> {
   const deadline = Date.now() + timeout;
   while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; ${await state()}`);
+    if (Date.now() > deadline) throw await failure(`timed out waiting until ${what}`);
     await tick(10);
   }
 }
@@ -54,8 +54,21 @@ async function state(): Promise<string> {
     .query<{ b: string; pos: string }>(`SELECT branch_id AS b, pos::text AS pos FROM tenant_acme.cursors ORDER BY 1`)
     .then((r) => r.rows.map((c) => `${c.b}@${c.pos}`).join(' '))
     .catch((err: unknown) => (err as Error).message);
-  const head = await hub.store.pool.query<{ head: string }>(`SELECT max(pos)::text AS head FROM tenant_acme.log`).then((r) => r.rows[0]?.head, () => '?');
-  return `${per.join('; ')}; hub cursors ${hubSide}, head ${head}`;
+  const log = await hub.store.pool
+    .query<{ head: string; pruned: string; compacted: string }>(
+      `SELECT (SELECT max(pos) FROM tenant_acme.log)::text AS head, pruned_upto::text AS pruned, compacted_upto::text AS compacted FROM tenant_acme.meta`,
+    )
+    .then(
+      (r) => `head ${r.rows[0]?.head}, pruned up to ${r.rows[0]?.pruned}, compacted up to ${r.rows[0]?.compacted}`,
+      () => 'head ?',
+    );
+  return `${per.join('; ')}; hub cursors ${hubSide}, ${log}`;
+}
+
+/** A failure naming where everyone is, with the last output of the agents and the hub. */
+async function failure(message: string): Promise<Error> {
+  const outputs = [...procs].map(([x, p]) => `--- agent ${x.id}:\n${p.output().slice(-3000)}`).join('\n');
+  return new Error(`${message}\n${await state()}\n${outputs}\n--- hub:\n${hub.output().slice(-3000)}`);
 }
 
 /** `converged`, with where everyone is when it does not happen. */
@@ -63,8 +76,7 @@ async function settle(timeout: number): Promise<string[][]> {
   try {
     return await converged(all, DUMP, timeout);
   } catch (err) {
-    const outputs = [...procs].map(([x, p]) => `--- agent ${x.id}:\n${p.output().slice(-3000)}`).join('\n');
-    throw new Error(`${(err as Error).message}\n${await state()}\n${outputs}\n--- hub:\n${hub.output().slice(-3000)}`);
+    throw await failure((err as Error).message);
   }
 }
 
