@@ -4,14 +4,17 @@ import { z } from 'zod';
 export const PROTOCOL_VERSION = 1;
 
 /** DNS-1123 label: tenant and branch ids are Kubernetes names. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** Fixed-width hex form of a hybrid logical clock timestamp (see hlc.ts). */
+export const HLC_TEXT = /^[0-9a-f]{16}$/;
+
 export const IdSchema = z
   .string()
   .min(1)
   .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
+  .regex(DNS_LABEL, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
 
-/** Fixed-width hex form of a hybrid logical clock timestamp (see hlc.ts). */
-export const HlcSchema = z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 lowercase hex digits');
+export const HlcSchema = z.string().regex(HLC_TEXT, 'must be 16 lowercase hex digits');
 
 const Counter = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const Offset = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);

@@ -6,10 +6,8 @@
  * that), and on any doubt the schema decides and words the error. It runs after validate.ts's
  * walk of the frame, so every value is plain JSON data and every string storable.
  */
-import type { SyncBatch } from './messages.js';
+import { DNS_LABEL, HLC_TEXT, type SyncBatch } from './messages.js';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const HLC = /^[0-9a-f]{16}$/;
 const BATCH_KEYS = new Set(['type', 'id', 'batch_id', 'changes', 'to']);
 const CHANGE_KEYS = new Set(['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx', 'tx_end']);
 
@@ -55,7 +53,7 @@ function change(c: unknown): boolean {
     row(c.pk) &&
     (c.row === null || row(c.row)) &&
     typeof c.hlc === 'string' &&
-    HLC.test(c.hlc) &&
+    HLC_TEXT.test(c.hlc) &&
     versionVector(c.vv) &&
     id(c.origin) &&
     counter(c.seq) &&
