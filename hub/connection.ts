@@ -20,6 +20,7 @@ import {
 import { TokenError } from './auth/jwt.js';
 import type { HubContext } from './context.js';
 import { Delivery, type SharedDeliver } from './delivery.js';
+import type { EntriesMessage } from './engine/types.js';
 import { Directory, type TenantView } from './directory.js';
 import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type CloseCode } from './errors.js';
 import * as log from './log.js';
@@ -45,6 +46,8 @@ const GROUP_BATCHES = 16;
 const GROUP_CHANGES = 5000;
 /** Least time between two cursor writes of one connection (see moveCursor). */
 const CURSOR_WRITE_INTERVAL_MS = 100;
+/** Announcements of appended groups not yet done before the next append waits for them (see announce). */
+const MAX_ANNOUNCING = 4;
 
 type Parsed = { readonly frame: AgentToHub } | { readonly error: HubError; readonly ref: string | undefined };
 type ParsedBatch = { readonly frame: SyncBatch };
@@ -84,6 +87,9 @@ export class Connection implements RegisteredConnection {
   private cursorWrittenAt = 0;
   private cursorTimer: NodeJS.Timeout | undefined;
   private framesSeq = 0;
+  /** This connection's announcements of its appends, chained so receivers are told in append order. */
+  private announced: Promise<void> = Promise.resolve();
+  private announcing = 0;
   /** Counted in the active-connections gauge (and holding a location claim). */
   private counted = false;
 
@@ -276,6 +282,8 @@ export class Connection implements RegisteredConnection {
         if (isBatch(first)) {
           const group: ParsedBatch[] = [first];
           let changes = first.frame.changes.length;
+          // Announcing lags far behind (a slow engine): wait, so that it cannot pile up.
+          if (this.announcing >= MAX_ANNOUNCING) await this.announced;
           while (group.length < GROUP_BATCHES && isBatch(this.queue[0]) && changes + this.queue[0].frame.changes.length <= GROUP_CHANGES) {
             const next = this.queue.shift() as ParsedBatch;
             changes += next.frame.changes.length;
@@ -398,6 +406,7 @@ export class Connection implements RegisteredConnection {
     }
     ctx.metrics.appendSeconds.observe((performance.now() - started) / 1000);
     const at = Date.now();
+    const announcements: EntriesMessage[] = [];
     for (let i = 0; i < admitted.length; i++) {
       const { batch, target } = admitted[i] as { batch: SyncBatch; target: string | null };
       const result = results[i] as log.AppendResult;
@@ -405,7 +414,7 @@ export class Connection implements RegisteredConnection {
       if (result.duplicates > 0) ctx.metrics.duplicates.inc({ tenant: this.tenantId }, result.duplicates);
       this.send({ type: 'sync.ack', id: this.nextId('a'), batch_id: batch.batch_id, offsets: result.offsets });
       if (!result.range) continue;
-      await ctx.fanout.publish({
+      announcements.push({
         kind: 'entries',
         tenant: this.tenantId,
         first: result.range.first,
@@ -416,6 +425,29 @@ export class Connection implements RegisteredConnection {
         entries: result.added,
       });
     }
+    if (announcements.length > 0) this.announce(announcements);
+  }
+
+  /**
+   * Tells the receivers about appended entries, after this turn of the event loop: by then the
+   * next group's append is on its way to the database, so encoding and sending these deliveries
+   * (the hub's largest cost per change) overlaps it instead of delaying it. Chained, so a
+   * connection's announcements keep their append order; tracked as in flight, so a graceful
+   * shutdown waits for them.
+   */
+  private announce(msgs: readonly EntriesMessage[]): void {
+    const { ctx } = this;
+    this.announcing++;
+    this.announced = this.announced
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(async () => {
+        for (const m of msgs) await ctx.fanout.publish(m);
+      })
+      .catch((err: unknown) => ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'announcing appended entries failed'))
+      .finally(() => {
+        this.announcing--;
+      });
+    void ctx.inflight.run(() => this.announced);
   }
 
   /** The batch's target (null: the whole tenant), or throws the refusal after counting and auditing it. */

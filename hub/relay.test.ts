@@ -121,6 +121,28 @@ describe('relay on one instance', () => {
     await b.close();
   });
 
+  it('pushes pipelined batches live, in append order: no receiver has to fall back to reading the log', async () => {
+    const logReads = async () =>
+      (await app.ctx.metrics.deliverySeconds.get()).values.find((v) => v.metricName?.endsWith('_count') && v.labels.path === 'log')?.value ?? 0;
+    const a = await open('globex', 'a');
+    const b = await open('globex', 'x');
+    const before = await logReads();
+    a.nextSeq = 60_000;
+    const sent = Array.from({ length: 200 }, () => a.sendChanges('a', 5).batchId);
+    const acks = await Promise.all(sent.map((id) => a.next('sync.ack', (f) => f.batch_id === id)));
+    const offsets = acks.flatMap((x) => x.offsets);
+    await expect.poll(() => b.delivered().filter((e) => e[0] >= (offsets[0] as number)).length).toBe(offsets.length);
+    const frames = b.received('sync.deliver').filter((d) => (d.entries[0]?.[0] ?? 0) >= (offsets[0] as number));
+    // Each live delivery continues the one before it.
+    for (let i = 1; i < frames.length; i++) {
+      const prev = frames[i - 1]?.entries ?? [];
+      expect(frames[i]?.entries[0]?.[0]).toBe((prev[prev.length - 1]?.[0] ?? 0) + 1);
+    }
+    expect(await logReads()).toBe(before);
+    await a.close();
+    await b.close();
+  });
+
   it('sends a batch with `to` to that branch only', async () => {
     const a = await open('acme', 'a');
     const b = await open('acme', 'b');
