@@ -147,18 +147,26 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         else conn.ping();
       }
     });
-    // A lost notification delays delivery by at most one poll of each tenant's log head.
+    // A lost notification delays delivery by at most two polls of each tenant's log head. A
+    // live connection is held to the head of the poll before: an append that committed just
+    // before a poll is usually still being announced (on a busy tenant, nearly every poll sees
+    // one), and taking it for a lost notification sent every receiver to read the log.
     let polling = false;
+    const polledHeads = new Map<string, number>();
     every(config.pollIntervalMs, async () => {
       if (polling) return;
       polling = true;
       try {
-        for (const tenantId of registry.tenantIds()) {
+        const tenants = new Set(registry.tenantIds());
+        for (const t of polledHeads.keys()) if (!tenants.has(t)) polledHeads.delete(t);
+        for (const tenantId of tenants) {
           const view = await ctx.directory.get(tenantId).catch(() => null);
           if (!view) continue;
           const h = await log.head(pool, view.schema).catch(() => null);
           if (h === null) continue;
-          for (const conn of registry.ofTenant(tenantId)) conn.delivery.onHead(h);
+          const before = polledHeads.get(tenantId);
+          polledHeads.set(tenantId, h);
+          if (before !== undefined) for (const conn of registry.ofTenant(tenantId)) conn.delivery.onHead(before);
         }
       } finally {
         polling = false;

@@ -123,7 +123,7 @@ export class Delivery {
     this.scanned = msg.last;
   }
 
-  /** The log head as last polled: a missed notification shows up here. */
+  /** A log head whose notifications had time to arrive (the poll before last's): a missed one shows up here. */
   onHead(head: number): void {
     if (head > this.scanned && this.mode === 'live') this.switchToCatchUp();
   }
