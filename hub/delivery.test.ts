@@ -46,6 +46,7 @@ function harness(pageSize: number, maxUnapplied: number) {
   const late: EntriesMessage[] = [];
   let bufferFull = false;
   let cursor = 0;
+  let reads = 0;
   const port: DeliveryPort = {
     branchId: ME,
     buffered: () => (bufferFull ? 1000 : 0),
@@ -54,6 +55,7 @@ function harness(pageSize: number, maxUnapplied: number) {
       throw new Error('nothing is pruned here');
     },
     readPage: async (from): Promise<Page> => {
+      reads++;
       await settle();
       const mine = log.filter((r) => r.pos > from && receives(ME, r.origin, r.target));
       const rows: ReadRow[] = mine.slice(0, pageSize).map((r) => ({ pos: r.pos, change: r.entry[1], bytes: 10, at: 0 }));
@@ -80,6 +82,9 @@ function harness(pageSize: number, maxUnapplied: number) {
     late,
     get cursor() {
       return cursor;
+    },
+    get reads() {
+      return reads;
     },
     setBuffer: (full: boolean) => (bufferFull = full),
     append(b: Batch): EntriesMessage {
@@ -138,6 +143,24 @@ describe('delivery to one connection', () => {
       }),
       fcParams({ numRuns: 200 }),
     );
+  });
+
+  it('a branch catching up while appends keep coming goes live once it reaches them, instead of reading on', async () => {
+    const h = harness(10, 100_000);
+    for (let i = 0; i < 10; i++) h.append({ origin: 'x', target: null, size: 5 });
+    h.delivery.start(0, false, h.head());
+    // A notification arrives during every page read, as at full load.
+    for (let i = 0; i < 100 && h.delivery.mode !== 'live'; i++) {
+      const msg = h.append({ origin: 'x', target: null, size: 5 });
+      h.delivery.onEntries(msg, { entries: msg.entries as LogEntry[], encoded: new Map() });
+      await settle();
+    }
+    expect(h.delivery.mode).toBe('live');
+    // The backlog of 50 takes five pages of 10; then the notifications held meanwhile continue it.
+    expect(h.reads).toBeLessThanOrEqual(6);
+    const msg = h.append({ origin: 'x', target: null, size: 5 });
+    h.delivery.onEntries(msg, { entries: msg.entries as LogEntry[], encoded: new Map() });
+    expect(h.received.map((e) => e[0])).toEqual(h.expected());
   });
 
   it('a branch already at the head goes live at once, without reading the log', async () => {

@@ -3,13 +3,24 @@
  * delivery"). Modes: `live` (push notified entries that continue `scanned`), `catching-up` (page
  * through the log; notifications meanwhile only raise `more`), `paused` (send buffer or
  * unapplied entries over the threshold: push nothing, resume from the log once drained),
- * `snapshot` (bootstrapping: push nothing). Memory per connection is bounded: nothing is queued
- * while not live, the log is re-read instead.
+ * `snapshot` (bootstrapping: push nothing). Memory per connection is bounded: while catching up,
+ * at most HELD_ENTRIES entries of notifications are held (shared with the other receivers), so
+ * that catching up can hand over to them; otherwise the log is re-read.
  */
 import type { LogEntry } from '../protocol/index.js';
 import type { EntriesMessage } from './engine/types.js';
 import type { Page } from './log.js';
 import { receives } from './routing.js';
+
+/**
+ * Most entries of notifications a connection holds while catching up. Without them, catching up
+ * under a steady stream of appends never ended: each page read saw a notification arrive
+ * meanwhile, and read again, each receiver on its own, paying for the log read and its own
+ * encoding, which at full load is slower than the stream, so it never caught up.
+ */
+export const HELD_ENTRIES = 5000;
+
+type Held = { readonly msg: EntriesMessage & { readonly entries: readonly LogEntry[] }; readonly shared: SharedDeliver | null };
 
 export type DeliveryMode = 'starting' | 'live' | 'catching-up' | 'paused' | 'snapshot' | 'closed';
 
@@ -58,6 +69,9 @@ export class Delivery {
   /** Highest offset delivered. */
   deliveredUpto = 0;
   private more = false;
+  /** Notifications that came while catching up, while they fit in HELD_ENTRIES. */
+  private held: Held[] = [];
+  private heldEntries = 0;
   /** Pages delivered and not yet applied: [last offset, entry count]. */
   private readonly unappliedPages: [number, number][] = [];
   private unapplied = 0;
@@ -96,6 +110,7 @@ export class Delivery {
 
   stop(): void {
     this.mode = 'closed';
+    this.dropHeld();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -104,7 +119,13 @@ export class Delivery {
   onEntries(msg: EntriesMessage, shared: SharedDeliver | null): void {
     if (msg.last <= this.scanned) return;
     if (this.mode !== 'live') {
-      this.more = true;
+      if (this.mode === 'catching-up' && msg.entries && this.heldEntries + msg.entries.length <= HELD_ENTRIES) {
+        this.held.push({ msg: { ...msg, entries: msg.entries }, shared });
+        this.heldEntries += msg.entries.length;
+      } else {
+        this.dropHeld();
+        this.more = true;
+      }
       return;
     }
     if (msg.first > this.scanned + 1 || !msg.entries) {
@@ -143,6 +164,7 @@ export class Delivery {
   beginSnapshot(): void {
     if (this.mode === 'closed') return;
     this.mode = 'snapshot';
+    this.dropHeld();
   }
 
   /** The branch applied a snapshot up to `offset`: continue from the log after it. */
@@ -182,6 +204,7 @@ export class Delivery {
         if (this.mode !== 'catching-up') return;
         if (page.kind === 'behind') {
           this.mode = 'snapshot';
+          this.dropHeld();
           this.port.snapshotRequired(`cursor ${this.scanned} is below the oldest retained offset ${page.prunedUpto}`);
           return;
         }
@@ -195,10 +218,8 @@ export class Delivery {
         }
         if (page.scanned > this.scanned) this.scanned = page.scanned;
         this.settleCursor();
-        if (page.atHead && !this.more) {
-          this.mode = 'live';
-          return;
-        }
+        if (this.more) continue;
+        if (this.handOver(page.atHead)) return;
       }
     } catch (err) {
       if (this.mode !== 'catching-up') return;
@@ -212,6 +233,37 @@ export class Delivery {
       }, this.limits.retryMs);
       this.timer.unref();
     }
+  }
+
+  /**
+   * After a page: live again when the page reached the head and nothing came meanwhile, or when
+   * the notifications held since catching up began continue where the page ended (they are then
+   * delivered as live ones, with their shared encoding). Otherwise the next page is read; the
+   * held notifications it covers are dropped.
+   */
+  private handOver(atHead: boolean): boolean {
+    const fresh = this.held.filter((h) => h.msg.last > this.scanned).sort((a, b) => a.msg.first - b.msg.first);
+    this.held = fresh;
+    this.heldEntries = fresh.reduce((n, h) => n + h.msg.entries.length, 0);
+    if (fresh.length === 0) {
+      if (!atHead) return false;
+      this.mode = 'live';
+      return true;
+    }
+    let next = this.scanned + 1;
+    for (const h of fresh) {
+      if (h.msg.first > next) return false;
+      next = Math.max(next, h.msg.last + 1);
+    }
+    this.dropHeld();
+    this.mode = 'live';
+    for (const h of fresh) this.onEntries(h.msg, h.shared);
+    return true;
+  }
+
+  private dropHeld(): void {
+    this.held = [];
+    this.heldEntries = 0;
   }
 
   private push(entries: readonly LogEntry[], shared: SharedDeliver | null, at: readonly number[] | number): void {
@@ -239,6 +291,7 @@ export class Delivery {
     if (buffered <= this.limits.pauseBytes && this.unapplied < this.limits.maxUnapplied) return false;
     this.mode = 'paused';
     this.more = true;
+    this.dropHeld();
     this.port.paused();
     this.scheduleResumeCheck();
     return true;
