@@ -251,17 +251,20 @@ describe('apply', () => {
     });
     const seen = new Set<string>();
     let done = false;
+    const look = async () => {
+      const { rows } = await b.pool.query<{ s: string }>(
+        `SELECT (SELECT count(*) FROM line)::text || '/' || coalesce((SELECT balance::text FROM customer WHERE id = 1), '-') AS s`,
+      );
+      seen.add(rows[0]?.s ?? '');
+    };
     const reader = (async () => {
-      while (!done) {
-        const { rows } = await b.pool.query<{ s: string }>(
-          `SELECT (SELECT count(*) FROM line)::text || '/' || coalesce((SELECT balance::text FROM customer WHERE id = 1), '-') AS s`,
-        );
-        seen.add(rows[0]?.s ?? '');
-      }
+      while (!done) await look();
     })();
     for (const page of relay.pages('b2', 0)) await slow.deliver(page);
     done = true;
     await reader;
+    // The reader's last look may have begun before the commit: one more, after it.
+    await look();
     expect([...seen].every((s) => s === '0/-' || s === '5/5.00' || s === '0/0.00')).toBe(true);
     expect(seen.has('5/5.00')).toBe(true);
   });
