@@ -1,7 +1,7 @@
 /**
  * What one connection pushes to its branch, and when (docs/architecture.md, "Connections and
  * delivery"). Modes: `live` (push notified entries that continue `scanned`), `catching-up` (page
- * through the log; notifications meanwhile only raise `more`), `paused` (send buffer or
+ * through the log, holding the notifications that arrive meanwhile), `paused` (send buffer or
  * unapplied entries over the threshold: push nothing, resume from the log once drained),
  * `snapshot` (bootstrapping: push nothing). Memory per connection is bounded: while catching up,
  * at most HELD_ENTRIES entries of notifications are held (shared with the other receivers), so
