@@ -511,7 +511,6 @@ export class Connection implements RegisteredConnection {
     }
   }
 
-  /** Conflict notices held while this branch was offline. */
   /**
    * A conflict notice was just held for this branch (it was not connected when the notice came,
    * or looked so): send what is held now, or right after hello if that is still to come, since
@@ -523,6 +522,7 @@ export class Connection implements RegisteredConnection {
     else if (this.view) void this.sendHeldNotices(this.view.schema);
   }
 
+  /** Sends the conflict notices held while this branch was offline. */
   private async sendHeldNotices(schema: string): Promise<void> {
     try {
       for (const notice of await takeNotices(this.ctx.pool, schema, this.branchId)) this.send(notice);

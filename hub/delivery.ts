@@ -20,7 +20,8 @@ import { receives } from './routing.js';
  */
 export const HELD_ENTRIES = 5000;
 
-type Held = { readonly msg: EntriesMessage & { readonly entries: readonly LogEntry[] }; readonly shared: SharedDeliver | null };
+/** Only notifications that carry their entries are held. */
+type Held = { readonly msg: EntriesMessage; readonly shared: SharedDeliver | null };
 
 export type DeliveryMode = 'starting' | 'live' | 'catching-up' | 'paused' | 'snapshot' | 'closed';
 
@@ -120,7 +121,7 @@ export class Delivery {
     if (msg.last <= this.scanned) return;
     if (this.mode !== 'live') {
       if (this.mode === 'catching-up' && msg.entries && this.heldEntries + msg.entries.length <= HELD_ENTRIES) {
-        this.held.push({ msg: { ...msg, entries: msg.entries }, shared });
+        this.held.push({ msg, shared });
         this.heldEntries += msg.entries.length;
       } else {
         this.dropHeld();
@@ -244,7 +245,7 @@ export class Delivery {
   private handOver(atHead: boolean): boolean {
     const fresh = this.held.filter((h) => h.msg.last > this.scanned).sort((a, b) => a.msg.first - b.msg.first);
     this.held = fresh;
-    this.heldEntries = fresh.reduce((n, h) => n + h.msg.entries.length, 0);
+    this.heldEntries = fresh.reduce((n, h) => n + (h.msg.entries?.length ?? 0), 0);
     if (fresh.length === 0) {
       if (!atHead) return false;
       this.mode = 'live';
