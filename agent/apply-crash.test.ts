@@ -1,15 +1,16 @@
 /**
- * Kill at every step of the apply: the apply transaction is aborted before statement k (by a
- * thrown error, or by terminating its backend), for every k, then the same delivery is replayed
- * as the hub would after a restart. Nothing may be applied twice and nothing lost: every run
- * ends exactly like an uninterrupted one. Changes come from a real branch's outbox through the
+ * Kill at every step of the apply: the apply is aborted before message k (by a thrown error, or
+ * by terminating its backend), for every k, and while its transaction waits for a lock; then the
+ * same delivery is replayed as the hub would after a restart. A kill leaves the branch as an
+ * uninterrupted run leaves it after some number of its transactions (never half of one), and
+ * nothing may be applied twice or lost: every replay ends exactly like an uninterrupted run. Changes come from a real branch's outbox through the
  * in-process relay (a stand-in for the hub in these unit tests only).
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEntry } from '../protocol/messages.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
-import { ApplyEngine, type ApplyResult } from './apply.js';
+import { ApplyEngine, type ApplyResult } from './apply/engine.js';
 import { openBranch, Relay, type TestBranch } from './testing/branches.js';
 
 const DDL = `
@@ -18,7 +19,7 @@ const DDL = `
 `;
 const TABLES = [{ name: 'public.customer' }, { name: 'public.line' }];
 // Everything the apply touches at the receiving branch, saved once and restored before every run.
-const STATE = ['public.customer', 'public.line', 'hubsync.row_version', 'hubsync.change_log', 'hubsync.conflicts', 'hubsync.dead_letter', 'hubsync.meta'];
+const STATE = ['public.customer', 'public.line', 'hubsync.row_version', 'hubsync.change_log', 'hubsync.conflicts', 'hubsync.dead_letter', 'hubsync.apply_state'];
 
 let dbs: TestDatabase[] = [];
 let a: TestBranch;
@@ -52,13 +53,13 @@ async function state(): Promise<unknown> {
     conflicts: await q(`SELECT tbl, pk, winner, local_version, incoming_version, local_row, incoming_row, log_offset, report
                         FROM hubsync.conflicts ORDER BY log_offset, tbl, pk`),
     dead: await q(`SELECT log_offset, seq, reason, sqlstate FROM hubsync.dead_letter ORDER BY log_offset`),
-    meta: await q(`SELECT "cursor", clock_floor::text FROM hubsync.meta`),
+    meta: await q(`SELECT "cursor", clock_floor::text FROM hubsync.apply_state`),
   };
 }
 
-function engine(hooks?: ConstructorParameters<typeof ApplyEngine>[2]['hooks']): ApplyEngine {
+function engine(hooks?: ConstructorParameters<typeof ApplyEngine>[2]['hooks'], lockTimeoutMs = 200): ApplyEngine {
   // One attempt: a kill must surface, not be retried away inside the engine.
-  return new ApplyEngine(b.pool, b.tables, { branchId: 'b2', maxForwardSkewMs: 300_000, maxAttempts: 1, ...(hooks ? { hooks } : {}) });
+  return new ApplyEngine(b.pool, b.tables, { branchId: 'b2', maxForwardSkewMs: 300_000, maxAttempts: 1, lockTimeoutMs, ...(hooks ? { hooks } : {}) });
 }
 
 class Killed extends Error {}
@@ -113,16 +114,24 @@ describe('apply killed at every step', () => {
   let reference: unknown;
   let referenceResult: ApplyResult;
   let steps = 0;
+  /** The state before the run and after each of its transactions: where a kill may leave the branch. */
+  const between: unknown[] = [];
+  const expectBetween = (s: unknown, what: string): void => {
+    expect(between.some((x) => JSON.stringify(x) === JSON.stringify(s)), what).toBe(true);
+  };
 
   beforeAll(async () => {
     await restoreState();
-    referenceResult = await engine({ beforeStatement: (n) => void (steps = n) }).deliver(page);
+    between.push(await state());
+    referenceResult = await engine({ beforeStatement: (n) => void (steps = n), afterCommit: async () => void between.push(await state()) }).deliver(page);
     reference = await state();
   });
 
   it('the uninterrupted run applies, resolves and dead-letters as expected', () => {
     expect(referenceResult).toMatchObject({ conflicts: 1, deadLetters: 1 });
-    expect(steps).toBeGreaterThan(30);
+    // The change the database refuses is isolated by halving: several transactions, each a read and a write.
+    expect(referenceResult.fallbacks).toBeGreaterThan(0);
+    expect(steps).toBeGreaterThan(5);
     expect((reference as { customer: unknown[] }).customer).toEqual([
       { id: 1, name: 'one', email: null },
       { id: 3, name: 'c3', email: null },
@@ -135,9 +144,7 @@ describe('apply killed at every step', () => {
     ]);
   });
 
-  it('an error thrown before any statement leaves nothing applied, and the replay ends like the reference', async () => {
-    await restoreState();
-    const initial = await state();
+  it('an error thrown before any message leaves no transaction half applied, and the replay ends like the reference', async () => {
     for (let k = 1; k <= steps; k++) {
       await restoreState();
       const killed = engine({
@@ -146,18 +153,16 @@ describe('apply killed at every step', () => {
         },
       });
       await expect(killed.deliver(page)).rejects.toBeInstanceOf(Killed);
-      expect(await state(), `after a kill before statement ${k}`).toEqual(initial);
+      expectBetween(await state(), `after a kill before message ${k}`);
       await engine().deliver(page);
       expect(await state(), `replay after a kill before statement ${k}`).toEqual(reference);
     }
   }, 120_000);
 
-  it('a backend terminated at any statement leaves nothing applied, and the replay ends like the reference', async () => {
+  it('a backend terminated at any message leaves no transaction half applied, and the replay ends like the reference', async () => {
     const admin = new pg.Client({ connectionString: b.url });
     await admin.connect();
     try {
-      await restoreState();
-      const initial = await state();
       for (let k = 1; k <= steps; k++) {
         await restoreState();
         const killed = engine({
@@ -171,7 +176,7 @@ describe('apply killed at every step', () => {
           },
         });
         await expect(killed.deliver(page)).rejects.toThrow();
-        expect(await state(), `after terminating at statement ${k}`).toEqual(initial);
+        expectBetween(await state(), `after terminating at message ${k}`);
         await engine().deliver(page);
         expect(await state(), `replay after terminating at statement ${k}`).toEqual(reference);
       }
@@ -180,18 +185,52 @@ describe('apply killed at every step', () => {
     }
   }, 120_000);
 
-  it('a crash after COMMIT, before sync.applied went out, replays as all skipped', async () => {
-    await restoreState();
-    await expect(
-      engine({
-        afterCommit: () => {
-          throw new Killed('killed after commit');
-        },
-      }).deliver(page),
-    ).rejects.toBeInstanceOf(Killed);
-    expect(await state()).toEqual(reference);
-    const replay = await engine().deliver(page);
-    expect(replay).toMatchObject({ applied: 0, conflicts: 0, deadLetters: 0, skipped: page.length });
-    expect(await state()).toEqual(reference);
+  it('a backend terminated while its apply transaction waits for a row lock: nothing of it applied, and the replay ends like the reference', async () => {
+    const admin = new pg.Client({ connectionString: b.url });
+    const holder = new pg.Client({ connectionString: b.url });
+    await Promise.all([admin.connect(), holder.connect()]);
+    try {
+      await restoreState();
+      // A local transaction holds row 10, which a's stream updates (a conflict) in its third transaction.
+      await holder.query(`BEGIN; SELECT 1 FROM customer WHERE id = 10 FOR UPDATE`);
+      let pid = 0;
+      const killed = engine({ beforeStatement: (_n, p) => void (pid = p) }, 30_000);
+      const applying = killed.deliver(page);
+      let waited = false;
+      for (let i = 0; i < 2000 && !waited; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        const w = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [pid]);
+        waited = w.rowCount === 1;
+      }
+      expect(waited, 'the apply transaction waited for the held row').toBe(true);
+      await admin.query(`SELECT pg_terminate_backend($1)`, [pid]);
+      await expect(applying).rejects.toThrow();
+      await holder.query('ROLLBACK');
+      expectBetween(await state(), 'after terminating a waiting apply');
+      await engine().deliver(page);
+      expect(await state()).toEqual(reference);
+    } finally {
+      await Promise.all([admin.end(), holder.end()]);
+    }
+  });
+
+  it('a crash after any COMMIT, before sync.applied went out: that transaction stays, the replay skips it and ends like the reference', async () => {
+    const commits = between.length - 1;
+    expect(commits).toBeGreaterThan(1);
+    for (let j = 1; j <= commits; j++) {
+      await restoreState();
+      let n = 0;
+      await expect(
+        engine({
+          afterCommit: () => {
+            if (++n === j) throw new Killed(`killed after commit ${j}`);
+          },
+        }).deliver(page),
+      ).rejects.toBeInstanceOf(Killed);
+      expect(JSON.stringify(await state()), `after a kill after commit ${j}`).toBe(JSON.stringify(between[j]));
+      const replay = await engine().deliver(page);
+      if (j === commits) expect(replay).toMatchObject({ applied: 0, conflicts: 0, deadLetters: 0, skipped: page.length });
+      expect(await state(), `replay after a kill after commit ${j}`).toEqual(reference);
+    }
   });
 });

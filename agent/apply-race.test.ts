@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
-import { ApplyEngine, type ApplyResult } from './apply.js';
+import { ApplyEngine, type ApplyResult } from './apply/engine.js';
 import { sqlState } from './db.js';
 import { cursorOf, dump, openBranch, Relay, type TestBranch } from './testing/branches.js';
 
@@ -33,7 +33,7 @@ beforeEach(async () => {
   for (const x of [a, b]) {
     await x.pool.query(`SET hubsync.applying = on; DELETE FROM kv; RESET hubsync.applying;
       DELETE FROM hubsync.change_log; DELETE FROM hubsync.row_version; DELETE FROM hubsync.conflicts; DELETE FROM hubsync.dead_letter;
-      UPDATE hubsync.meta SET "cursor" = 0, clock_floor = 0`);
+      UPDATE hubsync.apply_state SET "cursor" = 0, clock_floor = 0`);
   }
   relay = new Relay();
 });
@@ -47,6 +47,14 @@ async function exchange(): Promise<void> {
 
 async function versions(x: TestBranch): Promise<unknown[]> {
   return (await x.pool.query(`SELECT pk, vv, hlc::text, origin, deleted FROM hubsync.row_version ORDER BY pk`)).rows;
+}
+
+/** The apply transaction's message (the read before it does not switch capture off). */
+const APPLY_MESSAGE = /set_config\('hubsync.applying', 'on', true\)/;
+
+async function deadlocks(x: TestBranch): Promise<number> {
+  const { rows } = await x.pool.query<{ n: string }>(`SELECT deadlocks::text AS n FROM pg_stat_database WHERE datname = current_database()`);
+  return Number(rows[0]?.n ?? 0);
 }
 
 /** An engine that runs `act` once, right before the first statement matching `when`. */
@@ -67,16 +75,17 @@ function engineWithInterlude(x: TestBranch, when: RegExp, act: () => Promise<voi
 }
 
 describe('local writers racing the apply engine', () => {
-  it('a local insert of the same key committing just before the engine inserts: resolved as a conflict, same winner', async () => {
+  it('a local insert of the same key committing between the read and the apply transaction: read again, resolved as a conflict, same winner', async () => {
     await a.pool.query(`INSERT INTO kv VALUES (1, 100, 'from a')`);
     await relay.collect(a);
-    const racing = engineWithInterlude(b, /^INSERT INTO "public"."kv"/, async () => {
+    const racing = engineWithInterlude(b, APPLY_MESSAGE, async () => {
       await new Promise((r) => setTimeout(r, 2));
       await b.pool.query(`INSERT INTO kv VALUES (1, 200, 'local at b')`);
     });
     const [page] = relay.pages('b2', 0);
     const r = await racing.deliver(page ?? []);
     expect(r.conflicts).toBe(1);
+    expect(r.retries.race).toBe(1);
     await exchange();
     expect(await dump(a.pool, 'public.kv', ['k'])).toEqual(['(1,200,"local at b")']);
     expect(await dump(b.pool, 'public.kv', ['k'])).toEqual(['(1,200,"local at b")']);
@@ -89,12 +98,13 @@ describe('local writers racing the apply engine', () => {
     await relay.collect(a);
     const entries = relay.pages('b2', 0).flat();
     // b only gets the delete: it never saw the row, and a local writer inserts the key meanwhile.
-    const racing = engineWithInterlude(b, /^INSERT INTO hubsync.row_version/, async () => {
+    const racing = engineWithInterlude(b, APPLY_MESSAGE, async () => {
       await new Promise((r) => setTimeout(r, 2));
       await b.pool.query(`INSERT INTO kv VALUES (2, 9, 'local')`);
     });
     const r = await racing.deliver(entries.slice(1));
     expect(r.conflicts).toBe(1);
+    expect(r.retries.race).toBe(1);
     await relay.collect(b);
     await relay.deliver(a, await cursorOf(a));
     await relay.deliver(b, await cursorOf(b));
@@ -102,7 +112,26 @@ describe('local writers racing the apply engine', () => {
     expect(await versions(a)).toEqual(await versions(b));
   });
 
-  it('a deadlock with a local transaction: the apply transaction is retried whole and nothing is lost', async () => {
+  it('a local insert still open when the apply inserts the same key: the apply waits, finds the key taken, reads again and resolves', async () => {
+    await a.pool.query(`INSERT INTO kv VALUES (3, 100, 'from a')`);
+    await relay.collect(a);
+    const w = await b.pool.connect();
+    try {
+      await w.query('BEGIN');
+      await w.query(`INSERT INTO kv VALUES (3, 300, 'local at b')`);
+      // Invisible to the engine's read and check; its INSERT waits on the key, then finds it taken.
+      setTimeout(() => void w.query('COMMIT'), 100);
+      const r = await b.engine.deliver(relay.pages('b2', 0).flat());
+      expect(r).toMatchObject({ conflicts: 1, retries: { race: 1, lock_timeout: 0, deadlock: 0 } });
+    } finally {
+      w.release();
+    }
+    await exchange();
+    expect(await dump(a.pool, 'public.kv', ['k'])).toEqual(await dump(b.pool, 'public.kv', ['k']));
+    expect(await versions(a)).toEqual(await versions(b));
+  });
+
+  it('a local transaction holding a row the apply needs while waiting for one the apply holds: the apply gives way before a deadlock, retries, loses nothing', async () => {
     await a.pool.query(`INSERT INTO kv VALUES (1, 0, 'seed'), (2, 0, 'seed')`);
     await exchange();
     const t = await a.pool.connect();
@@ -117,12 +146,12 @@ describe('local writers racing the apply engine', () => {
     await relay.collect(a);
 
     // A local transaction at b holds row 2 and then wants row 1, which the engine holds.
+    const deadlocksBefore = await deadlocks(b);
     const w = await b.pool.connect();
     let local: Promise<unknown> | undefined;
     try {
       await w.query('BEGIN');
-      // Let the engine's deadlock check fire first, so the engine is the victim.
-      await w.query(`SET LOCAL deadlock_timeout = '30s'`);
+      await w.query(`SET LOCAL deadlock_timeout = '5s'`);
       await w.query(`UPDATE kv SET v = 7, note = 'local' WHERE k = 2`);
       let scheduled = false;
       let fired: () => void = () => undefined;
@@ -134,26 +163,28 @@ describe('local writers racing the apply engine', () => {
           beforeStatement: (_n, _pid, text) => {
             if (/FOR UPDATE OF b/.test(text) && !scheduled) {
               scheduled = true;
-              // By then the engine holds row 1 and waits for row 2 (whether it locks the rows one
-              // statement each or both in one): the local transaction asking for row 1 deadlocks.
+              // By then the engine holds row 1 and waits for row 2: the local transaction asking
+              // for row 1 closes the cycle, which the engine's lock timeout (200 ms) breaks.
               setTimeout(() => {
                 local = w.query(`UPDATE kv SET v = 8 WHERE k = 1`);
                 fired();
-              }, 200);
+              }, 50);
             }
           },
         },
       });
       const applying = deadlocking.deliver(relay.pages('b2', await cursorOf(b)).flat());
-      // The engine loses the deadlock and rolls back, which lets the local update through.
+      // The engine gives way and rolls back, which lets the local update through.
       await hookFired;
       await local;
       await w.query('COMMIT');
       const r = await applying;
-      expect(r.retries).toBeGreaterThanOrEqual(1);
+      expect(r.retries.lock_timeout).toBeGreaterThanOrEqual(1);
+      expect(r.retries.deadlock).toBe(0);
     } finally {
       w.release();
     }
+    expect(await deadlocks(b)).toBe(deadlocksBefore);
     await exchange();
     expect(await dump(b.pool, 'public.kv', ['k'])).toEqual(await dump(a.pool, 'public.kv', ['k']));
     expect(await versions(b)).toEqual(await versions(a));

@@ -171,6 +171,21 @@ describe('status', () => {
     }
   });
 
+  it('at start, an installation of an older schema version is refused with what to run', async () => {
+    const db = await createTestDatabase('boot_old');
+    try {
+      const pg = await import('pg');
+      const pool = new pg.default.Pool({ connectionString: db.url });
+      const cfg = agentConfig(db.url);
+      await pool.query(`CREATE SCHEMA hubsync; CREATE TABLE hubsync.meta (tenant_id text, branch_id text, version int, "cursor" bigint)`);
+      await pool.query(`INSERT INTO hubsync.meta VALUES ($1, $2, 1, 5)`, [cfg.tenantId, cfg.branchId]);
+      await expect(checkInstallation(pool, cfg)).rejects.toMatchObject({ code: 'install_outdated', message: expect.stringContaining('agent install') });
+      await pool.end();
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('at start, a database it cannot reach is reported as that, not as "not installed"', async () => {
     const pg = await import('pg');
     const url = 'postgres://postgres@127.0.0.1:1/unreachable';

@@ -196,9 +196,9 @@ describe('capture', () => {
 
   it('stamps local writes no earlier than the clock floor raised by remote timestamps', async () => {
     const future = (BigInt(Date.now() + 3_600_000) << 16n) + 7n;
-    await pool.query(`UPDATE hubsync.meta SET clock_floor = $1`, [future.toString()]);
+    await pool.query(`UPDATE hubsync.apply_state SET clock_floor = $1`, [future.toString()]);
     await pool.query(`INSERT INTO item (id) VALUES (9)`);
-    await pool.query(`UPDATE hubsync.meta SET clock_floor = 0`);
+    await pool.query(`UPDATE hubsync.apply_state SET clock_floor = 0`);
     const [x] = await captured();
     expect(BigInt(x?.hlc ?? 0)).toBe(future);
   });

@@ -126,7 +126,7 @@ interface TablesRow {
 /** The installed tables, as recorded in `hubsync.tables` at install. */
 export async function loadInstalledTables(q: Queryable): Promise<Map<string, TableInfo>> {
   const { rows } = await q.query<TablesRow>(
-    `SELECT tbl, columns, pk_columns, pins, strategy, relkind FROM hubsync.tables ORDER BY tbl`,
+    `SELECT tbl, columns, pk_columns, pins, strategy, relkind FROM hubsync.tables ORDER BY position, tbl`,
   );
   return new Map(
     rows.map((x) => [

@@ -23,7 +23,7 @@ import {
   type SyncDeliver,
 } from '../protocol/messages.js';
 import { parseHubFrame } from '../protocol/validate.js';
-import type { ApplyEngine, ApplyResult } from './apply.js';
+import type { ApplyEngine, ApplyResult } from './apply/engine.js';
 import { closeAction, deadAfter, HANDSHAKE_TIMEOUT_MS, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
 import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
@@ -459,18 +459,15 @@ class Connection {
     const expires = Date.parse(h.token_expires_at);
     if (Number.isFinite(expires)) this.grant = { ...this.grant, expiresAtMs: expires };
     this.scheduleRefresh();
-    const meta = await this.deps.pool.query<{ cursor: string; bootstrapped: boolean }>(
-      `SELECT "cursor"::text AS cursor, bootstrapped FROM hubsync.meta`,
-    );
-    const cursor = Number(meta.rows[0]?.cursor ?? 0);
+    const { cursor, bootstrapped } = await this.deps.engine.position();
     this.deps.metrics.cursor.set(cursor);
     this.send({ type: 'sync.applied', id: this.nextId('p'), offset: cursor });
     if (h.bootstrap) {
       this.log.info({ cursor, logHead: h.log_head }, 'the hub says this branch must bootstrap from a snapshot');
       this.requestSnapshot();
-    } else if (meta.rows[0]?.bootstrapped === false) {
+    } else if (!bootstrapped) {
       // Following the log from the cursor is enough: nothing this branch needs has been pruned.
-      await this.deps.pool.query(`UPDATE hubsync.meta SET bootstrapped = true`);
+      await this.deps.engine.markBootstrapped();
     }
     this.greeted = true;
     this.deps.metrics.connected.set(1);
@@ -497,7 +494,7 @@ class Connection {
     if (r.conflicts) m.applied.inc({ result: 'conflict' }, r.conflicts);
     if (r.deadLetters) m.applied.inc({ result: 'dead_letter' }, r.deadLetters);
     if (r.skewed) m.clockSkew.inc(r.skewed);
-    if (r.retries) m.applyRetries.inc(r.retries);
+    for (const [reason, n] of Object.entries(r.retries)) if (n > 0) m.applyRetries.inc({ reason }, n);
     if (r.fallbacks) m.applyFallbacks.inc(r.fallbacks);
     if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
   }

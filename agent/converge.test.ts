@@ -35,7 +35,7 @@ async function reset(): Promise<void> {
   for (const x of [...branches, shuffled]) {
     await x.pool.query(`SET hubsync.applying = on; DELETE FROM kv; RESET hubsync.applying;
       DELETE FROM hubsync.change_log; DELETE FROM hubsync.row_version; DELETE FROM hubsync.conflicts; DELETE FROM hubsync.dead_letter;
-      UPDATE hubsync.meta SET "cursor" = 0, clock_floor = 0`);
+      UPDATE hubsync.apply_state SET "cursor" = 0, clock_floor = 0`);
   }
 }
 

@@ -110,7 +110,8 @@ describe('install', () => {
       'orders:hubsync_capture',
       'orders:hubsync_no_truncate',
     ]);
-    expect([...(await loadInstalledTables(pool)).keys()]).toEqual(['shop.Mixed Case', 'shop.orders']);
+    // In configuration order: applies lock rows table by table in this order.
+    expect([...(await loadInstalledTables(pool)).keys()]).toEqual(['shop.orders', 'shop.Mixed Case']);
   });
 
   it.each([
@@ -163,6 +164,33 @@ describe('uninstall', () => {
     expect(err.code).toBe('pending_changes');
     expect(await hubsyncExists()).toBe(true);
     expect(await uninstall(pool, { force: true })).toEqual({ installed: true, droppedChanges: 1 });
+    await pool.query(`DELETE FROM shop.customer`);
+  });
+});
+
+describe('upgrade from schema version 1', () => {
+  it('moves the cursor, clock floor and last ack out of hubsync.meta, keeps the outbox, and records the table order', async () => {
+    await uninstall(pool, { force: true });
+    // Version 1 as it was installed: everything in one meta row.
+    await pool.query(`CREATE SCHEMA hubsync;
+      CREATE TABLE hubsync.meta (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), tenant_id text NOT NULL,
+        branch_id text NOT NULL, version integer NOT NULL, "cursor" bigint NOT NULL DEFAULT 0, bootstrapped boolean NOT NULL DEFAULT false,
+        clock_floor bigint NOT NULL DEFAULT 0, last_ack_at timestamptz, last_apply_at timestamptz, installed_at timestamptz NOT NULL DEFAULT now());
+      INSERT INTO hubsync.meta (tenant_id, branch_id, version, "cursor", bootstrapped, clock_floor, last_ack_at)
+        VALUES ('acme', 'store-1', 1, 4242, true, 77, '2026-01-01T00:00:00Z')`);
+    await install(pool, { ...ids, tables: [{ name: 'shop.orders' }, { name: 'shop.customer' }] });
+    const { rows } = await pool.query(`SELECT m.version, a."cursor"::int, a.bootstrapped, a.clock_floor::int, s.last_ack_at IS NOT NULL AS acked
+      FROM hubsync.meta m, hubsync.apply_state a, hubsync.send_state s`);
+    expect(rows).toEqual([{ version: 2, cursor: 4242, bootstrapped: true, clock_floor: 77, acked: true }]);
+    const cols = await pool.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'hubsync' AND table_name = 'meta' ORDER BY 1`);
+    expect(cols.rows.map((r) => r.column_name)).toEqual(['branch_id', 'installed_at', 'singleton', 'tenant_id', 'version']);
+    // Applies lock tables in configuration order, not by name.
+    expect([...(await loadInstalledTables(pool)).keys()]).toEqual(['shop.orders', 'shop.customer']);
+    // A capture after the upgrade stamps at least the migrated floor.
+    await pool.query(`INSERT INTO shop.customer VALUES (9, 'after upgrade', NULL)`);
+    const captured = await pool.query(`SELECT hlc::text FROM hubsync.change_log`);
+    expect(BigInt(captured.rows[0].hlc)).toBeGreaterThan(77n);
+    await uninstall(pool, { force: true });
     await pool.query(`DELETE FROM shop.customer`);
   });
 });

@@ -72,16 +72,16 @@ export async function install(pool: pg.Pool, options: InstallOptions): Promise<I
       removed.push(old.tbl);
     }
     const had = new Set(before.rows.map((r) => r.tbl));
-    for (const t of infos) {
+    for (const [position, t] of infos.entries()) {
       const sql = captureSql(t, options.branchId);
       await c.query(sql.install);
       await c.query(
-        `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk_columns = excluded.pk_columns,
            pins = excluded.pins, strategy = excluded.strategy, relkind = excluded.relkind,
-           capture_function = excluded.capture_function, installed_at = now()`,
-        [t.name, JSON.stringify(t.columns), t.pk, t.pins, t.strategy ?? null, t.relkind, sql.functionName],
+           capture_function = excluded.capture_function, position = excluded.position, installed_at = now()`,
+        [t.name, JSON.stringify(t.columns), t.pk, t.pins, t.strategy ?? null, t.relkind, sql.functionName, position],
       );
     }
     return {

@@ -43,10 +43,15 @@ export class AgentMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [r],
     });
-    this.applyRetries = new Counter({ name: `${p}apply_retries_total`, help: 'Apply transactions run again after a deadlock or serialization failure', registers: [r] });
+    this.applyRetries = new Counter({
+      name: `${p}apply_retries_total`,
+      help: 'Apply transactions run again: race (a local writer changed a row after the read), lock_timeout, deadlock, serialization',
+      labelNames: ['reason'],
+      registers: [r],
+    });
     this.applyFallbacks = new Counter({
       name: `${p}apply_fallbacks_total`,
-      help: 'Deliveries applied change by change after the multi-row path met a local writer or a change it could not apply',
+      help: 'Apply chunks halved to isolate a change the database refused',
       registers: [r],
     });
     this.cursor = new Gauge({ name: `${p}cursor`, help: 'Highest hub log offset applied', registers: [r] });

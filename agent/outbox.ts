@@ -169,7 +169,7 @@ export class Outbox {
     if (seqs.length === 0) return;
     await this.q.query(
       `WITH d AS (DELETE FROM hubsync.change_log WHERE seq = ANY($1::bigint[]))
-       UPDATE hubsync.meta SET last_ack_at = now()`,
+       UPDATE hubsync.send_state SET last_ack_at = now()`,
       [seqs],
     );
   }

@@ -5,10 +5,11 @@
  * twice publishes nothing new. Rows go out in transactions of `chunkRows`, in primary-key order.
  */
 import type pg from 'pg';
-import { PINNED_SESSION } from './apply-sql.js';
+import { jsonbOfColumns } from './sql/jsonb.js';
+import { PINNED_SESSION } from './sql/session.js';
 import type { TableInfo } from './catalog.js';
 import { AgentError } from './errors.js';
-import { quoteIdent, quoteLiteral, quoteTable } from './sql/ident.js';
+import { quoteIdent, quoteTable } from './sql/ident.js';
 
 export interface PublishProgress {
   readonly table: string;
@@ -18,14 +19,6 @@ export interface PublishProgress {
   readonly scanned: number;
 }
 
-function jsonbOf(alias: string, names: readonly string[]): string {
-  const pieces: string[] = [];
-  for (let i = 0; i < names.length; i += 50) {
-    const pairs = names.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${alias}.${quoteIdent(c)}::text`);
-    pieces.push(`jsonb_build_object(${pairs.join(', ')})`);
-  }
-  return pieces.join(' || ');
-}
 
 interface TableSql {
   /** $1 limit, then the last key (text, one parameter per key column) when `after`. */
@@ -46,7 +39,7 @@ function tableSql(t: TableInfo): TableSql {
        ${after ? `WHERE ${key} > ${typed(2)}` : ''} ORDER BY ${cols.join(', ')} LIMIT $1`,
     publish: (after) =>
       `WITH fresh AS (
-         SELECT ${jsonbOf('t', t.pk)} AS pk, ${jsonbOf('t', t.columns.map((c) => c.name))} AS r,
+         SELECT ${jsonbOfColumns('t', t.pk)} AS pk, ${jsonbOfColumns('t', t.columns.map((c) => c.name))} AS r,
                 ${cols.map((c, i) => `${c} AS k${i}`).join(', ')}
          FROM ${quoteTable(t.name)} t
          WHERE ${key} <= ${typed(2)} ${after ? `AND ${key} > ${typed(2 + n)}` : ''}
@@ -57,8 +50,8 @@ function tableSql(t: TableInfo): TableSql {
        v AS (
          INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
          SELECT $1::text || ' ' || d.pk::text, $1, d.pk, jsonb_build_object(m.branch_id, 1),
-                greatest(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint << 16, m.clock_floor), m.branch_id, false
-         FROM todo d CROSS JOIN hubsync.meta m
+                greatest(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint << 16, a.clock_floor), m.branch_id, false
+         FROM todo d CROSS JOIN hubsync.meta m CROSS JOIN hubsync.apply_state a
          ON CONFLICT (key) DO NOTHING
          RETURNING pk, vv, hlc
        )

@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { ApplyEngine } from './apply.js';
+import { ApplyEngine } from './apply/engine.js';
 import { loadInstalledTables, type TableInfo } from './catalog.js';
 import { HubClient } from './client.js';
 import { describeConfig, type AgentConfig } from './config.js';
@@ -16,6 +16,7 @@ import { listen, type Listener } from './listener.js';
 import { createLogger } from './logger.js';
 import { AgentMetrics, serveMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
+import { HUBSYNC_SCHEMA_VERSION } from './sql/schema.js';
 
 export interface AgentService {
   readonly client: HubClient;
@@ -31,7 +32,7 @@ export interface AgentService {
  */
 export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Promise<Map<string, TableInfo>> {
   const meta = await pool
-    .query<{ tenant_id: string; branch_id: string }>(`SELECT tenant_id, branch_id FROM hubsync.meta`)
+    .query<{ tenant_id: string; branch_id: string; version: number }>(`SELECT tenant_id, branch_id, version FROM hubsync.meta`)
     // Only a missing schema or table means "not installed"; any other error (database
     // unreachable, too many connections) is reported as what it is.
     .catch((err: unknown) => {
@@ -45,6 +46,12 @@ export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Pro
     throw new AgentError(
       'other_installation',
       `this database is installed for tenant ${m.tenant_id} branch ${m.branch_id}, but the agent is configured as ${config.tenantId}/${config.branchId}`,
+    );
+  }
+  if (m.version < HUBSYNC_SCHEMA_VERSION) {
+    throw new AgentError(
+      'install_outdated',
+      `hubsync here is schema version ${m.version}, this agent needs ${HUBSYNC_SCHEMA_VERSION}; run hub-broker agent install (it upgrades in place and keeps the cursor and outbox)`,
     );
   }
   const installed = await loadInstalledTables(pool);

@@ -5,7 +5,7 @@
  * offset and the branch counts as bootstrapped.
  */
 import type { SnapshotBegin, SnapshotChunk, SnapshotEnd } from '../protocol/messages.js';
-import type { ApplyEngine, ApplyResult } from './apply.js';
+import type { ApplyEngine, ApplyResult } from './apply/engine.js';
 
 export interface SnapshotProgress {
   readonly snapshotId: string;

@@ -44,7 +44,7 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
     bootstrapped: boolean;
     last_ack_at: Date | null;
     last_apply_at: Date | null;
-  }>(`SELECT tenant_id, branch_id, "cursor"::text AS cursor, bootstrapped, last_ack_at, last_apply_at FROM hubsync.meta`);
+  }>(`SELECT tenant_id, branch_id, "cursor"::text AS cursor, bootstrapped, last_ack_at, last_apply_at FROM hubsync.meta CROSS JOIN hubsync.apply_state CROSS JOIN hubsync.send_state`);
   const m = meta.rows[0];
   if (!m) return { installed: false };
   const tables = await q.query<{ tbl: string }>(`SELECT tbl FROM hubsync.tables ORDER BY tbl`);

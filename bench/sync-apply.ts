@@ -7,7 +7,7 @@
  *   npx tsx bench/sync-apply.ts [--rows 20000] [--page 100] [--admin-url postgres://…/postgres]
  */
 import pg from 'pg';
-import { ApplyEngine } from '../agent/apply.js';
+import { ApplyEngine } from '../agent/apply/engine.js';
 import { openBranch, Relay } from '../agent/testing/branches.js';
 
 interface Options {

@@ -260,7 +260,7 @@ export class Scenario {
       const gauge = await east.agent?.metrics.snapshotPercent.get();
       percent = Math.max(percent, gauge?.values[0]?.value ?? 0);
       const rows = (await Promise.all(TABLES.map((t) => this.scalar(east.pool, `SELECT count(*)::int AS n FROM ${t.name}`)))).reduce((a, b) => a + b, 0);
-      const bootstrapped = (await east.pool.query<{ b: boolean }>('SELECT bootstrapped AS b FROM hubsync.meta')).rows[0]?.b === true;
+      const bootstrapped = (await east.pool.query<{ b: boolean }>('SELECT bootstrapped AS b FROM hubsync.apply_state')).rows[0]?.b === true;
       this.say.bar(bootstrapped ? 100 : percent, `${count(rows)} of ${count(expected)} rows`, printed);
       if (bootstrapped && rows >= expected) break;
       if (Date.now() >= this.options.deadline) {
@@ -270,7 +270,7 @@ export class Scenario {
       await new Promise((r) => setTimeout(r, 100));
     }
     this.say.end();
-    const cursor = await this.scalar(east.pool, 'SELECT "cursor"::bigint AS n FROM hubsync.meta');
+    const cursor = await this.scalar(east.pool, 'SELECT "cursor"::bigint AS n FROM hubsync.apply_state');
     this.say.ok(`${NEW_BRANCH} loaded ${count(expected)} rows from the snapshot and follows the log after offset ${count(cursor)}`, Date.now() - started);
     await east.pool.query(`INSERT INTO customer (id, name, email, city) VALUES (401, 'Tim Berners-Lee', 'tim@example.com', 'Geneva')`);
     this.say.say(`${NEW_BRANCH}: INSERT INTO customer … 401 Tim Berners-Lee`);

@@ -53,7 +53,7 @@ export function versionKeySql(tbl: string, k: string): string {
 }
 
 /** Now as an HLC: `wall_ms << 16`, never below the floor raised by remote timestamps. */
-const NOW_HLC = `greatest(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) ${op('*')} 1000)::pg_catalog.int8 ${op('<<')} 16, (SELECT m.clock_floor FROM hubsync.meta m))`;
+const NOW_HLC = `greatest(pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) ${op('*')} 1000)::pg_catalog.int8 ${op('<<')} 16, (SELECT a.clock_floor FROM hubsync.apply_state a))`;
 
 /** `rv.vv` with this branch's counter raised by one. */
 const bumpedVv = (b: string): string =>

@@ -1,6 +1,10 @@
 /** DDL of schema `hubsync` at a branch (docs/architecture.md "Agent schema hubsync"). Idempotent. */
 
-export const HUBSYNC_SCHEMA_VERSION = 1;
+/**
+ * 2: the apply's state (cursor, clock floor) and the sender's (last ack) left `hubsync.meta` for
+ * rows of their own, so acknowledging never waits behind an apply; tables gained `position`.
+ */
+export const HUBSYNC_SCHEMA_VERSION = 2;
 
 export const SCHEMA_DDL = `
 CREATE SCHEMA IF NOT EXISTS hubsync;
@@ -10,14 +14,42 @@ CREATE TABLE IF NOT EXISTS hubsync.meta (
   tenant_id text NOT NULL,
   branch_id text NOT NULL,
   version integer NOT NULL,
+  installed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Written only by applies (one at a time), read by everyone: the capture trigger reads the
+-- floor without a lock, the sender never touches it.
+CREATE TABLE IF NOT EXISTS hubsync.apply_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   "cursor" bigint NOT NULL DEFAULT 0,
   bootstrapped boolean NOT NULL DEFAULT false,
   -- Highest remote HLC received (within the skew limit); local writes stamp at least this.
   clock_floor bigint NOT NULL DEFAULT 0,
-  last_ack_at timestamptz,
-  last_apply_at timestamptz,
-  installed_at timestamptz NOT NULL DEFAULT now()
+  last_apply_at timestamptz
 );
+
+-- Written only by the sender when the hub acknowledged changes.
+CREATE TABLE IF NOT EXISTS hubsync.send_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  last_ack_at timestamptz
+);
+
+-- From version 1, where meta held all of it. Runs once: afterwards meta has no "cursor".
+DO $migrate$
+BEGIN
+  IF EXISTS (SELECT 1 FROM information_schema.columns
+             WHERE table_schema = 'hubsync' AND table_name = 'meta' AND column_name = 'cursor') THEN
+    INSERT INTO hubsync.apply_state (singleton, "cursor", bootstrapped, clock_floor, last_apply_at)
+      SELECT true, m."cursor", m.bootstrapped, m.clock_floor, m.last_apply_at FROM hubsync.meta m
+      ON CONFLICT DO NOTHING;
+    INSERT INTO hubsync.send_state (singleton, last_ack_at) SELECT true, m.last_ack_at FROM hubsync.meta m
+      ON CONFLICT DO NOTHING;
+    ALTER TABLE hubsync.meta DROP COLUMN "cursor", DROP COLUMN bootstrapped, DROP COLUMN clock_floor,
+      DROP COLUMN last_ack_at, DROP COLUMN last_apply_at;
+  END IF;
+END $migrate$;
+INSERT INTO hubsync.apply_state DEFAULT VALUES ON CONFLICT DO NOTHING;
+INSERT INTO hubsync.send_state DEFAULT VALUES ON CONFLICT DO NOTHING;
 
 -- The agent sets waiting while it has nothing to send; capture triggers NOTIFY only then.
 CREATE TABLE IF NOT EXISTS hubsync.wake (
@@ -36,6 +68,8 @@ CREATE TABLE IF NOT EXISTS hubsync.tables (
   capture_function text NOT NULL,
   installed_at timestamptz NOT NULL DEFAULT now()
 );
+-- Configuration order: applies lock rows table by table in this order (docs/architecture.md "Apply").
+ALTER TABLE hubsync.tables ADD COLUMN IF NOT EXISTS position integer NOT NULL DEFAULT 0;
 
 CREATE SEQUENCE IF NOT EXISTS hubsync.change_seq;
 
@@ -108,5 +142,15 @@ BEGIN
   IF current_setting('hubsync.applying', true) = 'on' THEN RETURN NULL; END IF;
   RAISE EXCEPTION 'TRUNCATE of synced table %.% is not replicated; use DELETE', TG_TABLE_SCHEMA, TG_TABLE_NAME
     USING HINT = 'to empty this copy only, SET LOCAL hubsync.applying = on first';
+END $fn$;
+
+-- An apply statement that finds a row otherwise than planned (a local writer got in between
+-- the agent's read and its write) fails with HS001, and the agent reads and plans again.
+CREATE OR REPLACE FUNCTION hubsync.expect(got bigint, want bigint, what text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF got IS DISTINCT FROM want THEN
+    RAISE EXCEPTION 'hubsync apply: % (% rows, % expected)', what, got, want USING ERRCODE = 'HS001';
+  END IF;
 END $fn$;
 `;

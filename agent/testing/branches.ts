@@ -9,7 +9,7 @@
  */
 import pg from 'pg';
 import type { Change, LogEntry, TenantPolicy } from '../../protocol/messages.js';
-import { ApplyEngine, type ApplyEngineOptions, type ApplyResult } from '../apply.js';
+import { ApplyEngine, type ApplyEngineOptions, type ApplyResult } from '../apply/engine.js';
 import { loadInstalledTables, type TableInfo } from '../catalog.js';
 import type { TableConfig } from '../config.js';
 import { install } from '../install.js';
@@ -138,7 +138,7 @@ export class Relay {
 
 /** Current hubsync cursor of a branch. */
 export async function cursorOf(b: TestBranch): Promise<number> {
-  const { rows } = await b.pool.query<{ c: string }>(`SELECT "cursor"::text AS c FROM hubsync.meta`);
+  const { rows } = await b.pool.query<{ c: string }>(`SELECT "cursor"::text AS c FROM hubsync.apply_state`);
   return Number(rows[0]?.c ?? 0);
 }
 

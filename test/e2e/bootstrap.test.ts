@@ -116,7 +116,7 @@ describe('bootstrap from the hub snapshot', { timeout: 90_000 }, () => {
 
     const joined = d as Branch;
     const [items, tags] = await converged([a, b, joined], DUMP);
-    expect(await joined.query(`SELECT bootstrapped FROM hubsync.meta`)).toEqual([{ bootstrapped: true }]);
+    expect(await joined.query(`SELECT bootstrapped FROM hubsync.apply_state`)).toEqual([{ bootstrapped: true }]);
     // Old rows updated and deleted, new rows inserted, updated and deleted, by both writers.
     expect(items?.length).toBeGreaterThan(2000);
     expect(items?.some((r) => r.includes('"updated at a"'))).toBe(true);
@@ -141,7 +141,7 @@ describe('bootstrap from the hub snapshot', { timeout: 90_000 }, () => {
     const wa = writer(a, 100_000, 0);
     try {
       const applied = async (): Promise<number> => Number((await e.query<{ n: string }>(`SELECT count(*) AS n FROM apply_audit`))[0]?.n);
-      const bootstrapped = async (): Promise<boolean> => (await e.query<{ b: boolean }>(`SELECT bootstrapped AS b FROM hubsync.meta`))[0]?.b ?? false;
+      const bootstrapped = async (): Promise<boolean> => (await e.query<{ b: boolean }>(`SELECT bootstrapped AS b FROM hubsync.apply_state`))[0]?.b ?? false;
       const agent = e.spawn();
       await expect.poll(applied, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);
       await agent.kill();

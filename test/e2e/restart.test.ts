@@ -45,7 +45,7 @@ async function state(): Promise<string> {
     all.map(async (x) => {
       const counters = (await x.query<{ id: number; n: number }>(`SELECT id, n FROM counter ORDER BY id`)).map((r) => `${r.id}=${r.n}`).join(',');
       const [m] = await x.query<{ cursor: string; items: string; versions: string }>(
-        `SELECT "cursor"::text AS cursor, (SELECT count(*) FROM item) AS items, (SELECT count(*) FROM hubsync.row_version) AS versions FROM hubsync.meta`,
+        `SELECT "cursor"::text AS cursor, (SELECT count(*) FROM item) AS items, (SELECT count(*) FROM hubsync.row_version) AS versions FROM hubsync.apply_state`,
       );
       return `${x.id}: counters ${counters}, ${m?.items} items, ${m?.versions} versions, ${await x.pending()} pending, cursor ${m?.cursor}`;
     }),
