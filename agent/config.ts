@@ -36,6 +36,8 @@ export interface AgentConfig {
   readonly logLevel: LogLevel;
   readonly maxForwardSkewMs: number;
   readonly maxInFlightBatches: number;
+  readonly applyMaxRows: number;
+  readonly applyLockTimeoutMs: number;
 }
 
 /** A setting that is missing or invalid; the message is one line naming it. */
@@ -85,6 +87,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', file: 'logLevel', default: 'info', required: false, description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
   { key: 'maxForwardSkewMs', env: 'AGENT_MAX_SKEW_MS', flag: '--max-skew-ms', file: 'maxForwardSkewMs', default: '300000', required: false, description: 'a remote HLC further ahead of the local clock is applied but does not advance the local clock' },
   { key: 'maxInFlightBatches', env: 'AGENT_MAX_IN_FLIGHT', flag: '--max-in-flight', file: 'maxInFlightBatches', default: '4', required: false, description: 'batches sent and not yet acknowledged' },
+  { key: 'applyMaxRows', env: 'AGENT_APPLY_MAX_ROWS', flag: '--apply-max-rows', file: 'applyMaxRows', default: '1000', required: false, description: 'most distinct rows one apply transaction writes (whole source transactions; halved while local writers contend)' },
+  { key: 'applyLockTimeoutMs', env: 'AGENT_APPLY_LOCK_TIMEOUT_MS', flag: '--apply-lock-timeout-ms', file: 'applyLockTimeoutMs', default: '200', required: false, description: 'longest an apply waits for a row lock before giving way to the local writer and retrying; keep it below the database\'s `deadlock_timeout`' },
 ];
 
 /** Raw inputs; tests pass their own instead of the process's. */
@@ -354,6 +358,8 @@ function build(raw: Raw, configFile: string | undefined, needs: ReadonlySet<Need
     logLevel,
     maxForwardSkewMs: int('maxForwardSkewMs', 1000, 7 * 24 * 3_600_000),
     maxInFlightBatches: int('maxInFlightBatches', 1, 64),
+    applyMaxRows: int('applyMaxRows', 1, 100_000),
+    applyLockTimeoutMs: int('applyLockTimeoutMs', 1, 60_000),
   };
 }
 

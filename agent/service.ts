@@ -84,7 +84,12 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   let poll: NodeJS.Timeout | undefined;
   try {
     const tables = await checkInstallation(pool, config);
-    const engine = new ApplyEngine(pool, tables, { branchId: config.branchId, maxForwardSkewMs: config.maxForwardSkewMs });
+    const engine = new ApplyEngine(pool, tables, {
+      branchId: config.branchId,
+      maxForwardSkewMs: config.maxForwardSkewMs,
+      maxRowsPerTransaction: config.applyMaxRows,
+      lockTimeoutMs: config.applyLockTimeoutMs,
+    });
     const outbox = new Outbox(pool, config.branchId);
     const metrics = new AgentMetrics({ tenant: config.tenantId, branch: config.branchId });
     if (config.metricsPort !== undefined) {
