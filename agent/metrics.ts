@@ -1,6 +1,7 @@
 /** Prometheus metrics of one agent (prefix `hub_broker_agent_`), in a registry of its own. */
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ApplyResult } from './apply/engine.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -14,6 +15,7 @@ export class AgentMetrics {
   readonly applied: Counter<'result'>;
   readonly applySeconds: Histogram;
   readonly applyRetries: Counter;
+  readonly applyLockedReads: Counter;
   readonly applyFallbacks: Counter;
   readonly cursor: Gauge;
   readonly conflictsReported: Counter<'kind'>;
@@ -49,6 +51,11 @@ export class AgentMetrics {
       labelNames: ['reason'],
       registers: [r],
     });
+    this.applyLockedReads = new Counter({
+      name: `${p}apply_locked_reads_total`,
+      help: 'Apply transactions that read their rows under lock, because local writers kept changing them between a read and the transaction',
+      registers: [r],
+    });
     this.applyFallbacks = new Counter({
       name: `${p}apply_fallbacks_total`,
       help: 'Apply chunks halved to isolate a change the database refused',
@@ -62,6 +69,19 @@ export class AgentMetrics {
     this.hubErrors = new Counter({ name: `${p}hub_errors_total`, help: 'error frames received from the hub, by code', labelNames: ['code'], registers: [r] });
     this.tokenRequests = new Counter({ name: `${p}token_requests_total`, help: 'POST /auth/token by result', labelNames: ['result'], registers: [r] });
     this.sendBlocked = new Gauge({ name: `${p}send_blocked`, help: '1 while a single change is larger than the hub accepts in one frame', registers: [r] });
+  }
+
+  /** Counts one apply (a delivery or snapshot chunk) that took `seconds`. */
+  recordApply(r: ApplyResult, seconds: number): void {
+    this.applySeconds.observe(seconds);
+    if (r.applied) this.applied.inc({ result: 'applied' }, r.applied);
+    if (r.skipped) this.applied.inc({ result: 'skipped' }, r.skipped);
+    if (r.conflicts) this.applied.inc({ result: 'conflict' }, r.conflicts);
+    if (r.deadLetters) this.applied.inc({ result: 'dead_letter' }, r.deadLetters);
+    if (r.skewed) this.clockSkew.inc(r.skewed);
+    for (const [reason, n] of Object.entries(r.retries)) if (n > 0) this.applyRetries.inc({ reason }, n);
+    if (r.fallbacks) this.applyFallbacks.inc(r.fallbacks);
+    if (r.lockedReads) this.applyLockedReads.inc(r.lockedReads);
   }
 }
 

@@ -67,7 +67,12 @@ export interface ApplyResult {
   readonly fallbacks: number;
   /** Apply transactions committed. */
   readonly transactions: number;
+  /** Of those, transactions that read their rows under lock (rows local writers kept changing). */
+  readonly lockedReads: number;
 }
+
+/** How long chunks keep reading under lock after one raced twice. */
+const LOCKED_READ_MS = 5000;
 
 /** A chunk could not be applied because of the data of one of its changes. */
 class ChangeRefused extends Error {
@@ -104,6 +109,7 @@ interface Acc {
   retries: Record<RetryReason, number>;
   fallbacks: number;
   transactions: number;
+  lockedReads: number;
   /** Messages sent, for the statement hook. */
   sent: number;
 }
@@ -117,6 +123,9 @@ export class ApplyEngine {
   private readonly now: () => number;
   private readonly maxRows: number;
   private budget: number;
+  private readonly lockTimeoutMs: number;
+  /** Until then (performance.now()), chunks read their rows under lock. */
+  private lockedUntil = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -128,6 +137,7 @@ export class ApplyEngine {
     this.now = options.now ?? Date.now;
     this.maxRows = Math.max(1, options.maxRowsPerTransaction ?? 1000);
     this.budget = this.maxRows;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? 200;
   }
 
   /** The tenant policy from the hub's `hello`. */
@@ -179,6 +189,7 @@ export class ApplyEngine {
       retries: Object.fromEntries(RETRY_REASONS.map((r) => [r, 0])) as Record<RetryReason, number>,
       fallbacks: 0,
       transactions: 0,
+      lockedReads: 0,
       sent: 0,
     };
     if (items.length === 0) acc.cursor = (await this.position()).cursor;
@@ -219,9 +230,16 @@ export class ApplyEngine {
     }
   }
 
-  /** One chunk: read, plan, apply; again on a race (at once) or a contended lock (after a pause, throwing `Contended` to get a smaller chunk). */
+  /**
+   * One chunk: read, plan, apply; again on a race (at once) or a contended lock (after a pause,
+   * throwing `Contended` to get a smaller chunk). After a second race the chunk's rows are read
+   * under lock in the apply transaction itself (local writers keep changing them faster than a
+   * read before it stays true), and so are the next chunks' for a few seconds.
+   */
   private async chunk(items: readonly Item[], mode: 'deliver' | 'snapshot', acc: Acc, forced?: ReadonlyMap<number, Forced>): Promise<void> {
+    let races = 0;
     for (let attempt = 1; ; attempt++) {
+      const locked = races >= 2 || performance.now() < this.lockedUntil;
       const client = await this.pool.connect();
       // A connection lost mid-apply surfaces as the failing query; its 'error' event must not crash us.
       const onError = (): void => undefined;
@@ -233,36 +251,44 @@ export class ApplyEngine {
           await this.options.hooks?.beforeStatement?.(acc.sent, (client as unknown as { processID: number }).processID, text);
           return results(await client.query(text));
         };
-        const { cursor, stored, reads } = await this.read(items, mode, send, forced);
-        acc.cursor = stored;
-        const plan = planChunk({ items, cursor, reads, ctx: this.context(), ...(forced ? { forced } : {}) });
-        if (plan.top === (cursor ?? 0) && mode === 'deliver' && plan.rows.length === 0 && plan.deadLetters.length === 0) {
-          // Everything at or below the cursor: nothing to write.
-          acc.skipped += plan.skipped;
-          return;
-        }
-        const message = applyMessage({ plan, cursor, tables: this.order, sqlOf: (t) => this.sqlOf(t), lockTimeoutMs: this.options.lockTimeoutMs ?? 200 });
-        let res: pg.QueryResult[];
         try {
-          res = await send(message.text);
+          const { cursor, stored, reads } = await this.read(items, mode, send, forced, locked);
+          acc.cursor = stored;
+          const plan = planChunk({ items, cursor, reads, ctx: this.context(), ...(forced ? { forced } : {}) });
+          if (plan.top === (cursor ?? 0) && mode === 'deliver' && plan.rows.length === 0 && plan.deadLetters.length === 0) {
+            // Everything at or below the cursor: nothing to write.
+            if (locked) await client.query('ROLLBACK');
+            acc.skipped += plan.skipped;
+            return;
+          }
+          const message = applyMessage({ plan, cursor, tables: this.order, sqlOf: (t) => this.sqlOf(t), lockTimeoutMs: this.lockTimeoutMs });
+          const res = await send(locked ? `${message.text};\nCOMMIT` : message.text);
+          acc.transactions++;
+          if (locked) acc.lockedReads++;
+          await this.options.hooks?.afterCommit?.();
+          this.account(plan, res, message, acc);
+          if (mode === 'deliver') acc.cursor = plan.top;
+          return;
         } catch (err) {
+          // The locked path leaves its failed transaction open on the connection.
+          if (locked) {
+            await client.query('ROLLBACK').catch(() => {
+              throw err;
+            });
+          }
           const reason = retryReason(err);
           if (reason === undefined) {
             if (forced === undefined && isChangeError(err)) throw new ChangeRefused(err);
             throw err;
           }
           acc.retries[reason]++;
+          if (reason === 'race' && ++races >= 2) this.lockedUntil = performance.now() + LOCKED_READ_MS;
           const delay = retryDelayMs(reason, attempt);
           if (delay > 0) await new Promise((r) => setTimeout(r, delay));
           if (reason !== 'race') throw new Contended(reason);
           if (attempt >= 20) throw new Contended('local writers kept changing the rows being applied');
           continue;
         }
-        acc.transactions++;
-        await this.options.hooks?.afterCommit?.();
-        this.account(plan, res, message, acc);
-        if (mode === 'deliver') acc.cursor = plan.top;
-        return;
       } catch (err) {
         broken = !(err instanceof ChangeRefused || err instanceof Contended);
         throw err;
@@ -279,6 +305,7 @@ export class ApplyEngine {
     mode: 'deliver' | 'snapshot',
     send: (text: string) => Promise<pg.QueryResult[]>,
     forced: ReadonlyMap<number, Forced> | undefined,
+    locked: boolean,
   ): Promise<{ cursor: number | null; stored: number; reads: Map<string, RowRead> }> {
     const wanted = rowsToRead(items, this.tables, forced);
     const byTable = new Map<TableInfo, string[][]>();
@@ -288,16 +315,10 @@ export class ApplyEngine {
       if (list) list.push([...key]);
       else byTable.set(table, [[...key]]);
     }
-    const msg = readMessage(byTable, (t) => this.sqlOf(t));
-    let res: pg.QueryResult[];
-    try {
-      res = await send(msg.text);
-    } catch (err) {
-      // A key that is no value of its column's type fails the read: isolate it like a write.
-      if (forced === undefined && isChangeError(err)) throw new ChangeRefused(err);
-      throw err;
-    }
-    const cursorRow = (res[1]?.rows[0] ?? null) as { cursor: string } | null;
+    const msg = readMessage(byTable, this.order, (t) => this.sqlOf(t), locked ? this.lockTimeoutMs : undefined);
+    // A key that is no value of its column's type fails the read; the caller isolates it like a write.
+    const res = await send(msg.text);
+    const cursorRow = (res[msg.cursorResult]?.rows[0] ?? null) as { cursor: string } | null;
     if (!cursorRow) throw new Error('hubsync is not installed in this database (no hubsync.apply_state row)');
     const reads = new Map<string, RowRead>();
     for (const t of msg.tables) {

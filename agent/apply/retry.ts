@@ -37,12 +37,13 @@ export function isChangeError(err: unknown): boolean {
 }
 
 /**
- * Milliseconds to wait before attempt `attempt` (from 2) after `reason`: none after the first
- * race, then full jitter up to an exponentially growing cap of at most a second, so a local
+ * Milliseconds to wait before attempt `attempt` (from 2) after `reason`: after a race, none at
+ * first, then a little jitter (the next attempt reads under lock); after a lock timeout or a
+ * deadlock, full jitter up to an exponentially growing cap of at most a second, so a local
  * writer holding a hot row gets it back before the apply tries again.
  */
 export function retryDelayMs(reason: RetryReason, attempt: number, random: () => number = Math.random): number {
-  if (reason === 'race' && attempt <= 2) return 0;
+  if (reason === 'race') return attempt <= 2 ? 0 : Math.floor(random() * Math.min(50, 2 ** attempt));
   const cap = Math.min(1000, 5 * 2 ** Math.min(attempt, 10));
   return Math.floor(random() * cap);
 }

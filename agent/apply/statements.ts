@@ -37,8 +37,11 @@ export const CAST_TYPES_SQL = `
 
 /** Statements of one table; `src` is a jsonb array expression with one element per row. */
 export interface TableSql {
-  /** Elements: key values. Returns per element (`ord` from 1) the canonical key, the row as text, its version. No locks. */
-  read(src: string): string;
+  /**
+   * Elements: key values. Returns per element (`ord` from 1) the canonical key, the row as text,
+   * its version. With `lock`, locks the rows that exist, in key order.
+   */
+  read(src: string, lock?: boolean): string;
   /**
    * Elements: key values, version key, present, stored HLC, stored vector. Locks the rows in key
    * order and fails with HS001 unless every row is as read.
@@ -72,12 +75,13 @@ export function tableSql(t: TableInfo, cast: ReadonlyMap<string, string>): Table
   // one index probe per key whatever the table's statistics say (as a join, the planner read
   // small tables whole into a hash, and kept doing so as they grew).
   return {
-    read: (src) =>
-      `SELECT u.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
-       FROM jsonb_array_elements(${src}) WITH ORDINALITY AS u(e, ord)
-       CROSS JOIN LATERAL (SELECT ${typedKeys('u.e')}) k
+    read: (src, lock = false) =>
+      `SELECT k.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
+       FROM (SELECT u.ord, ${typedKeys('u.e')} FROM jsonb_array_elements(${src}) WITH ORDINALITY AS u(e, ord) ORDER BY ${keyNames}) k
        CROSS JOIN LATERAL (SELECT ${canonicalKey} AS pk) p
-       LEFT JOIN LATERAL (SELECT ${jsonbOfColumns('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${keyMatch('k')} LIMIT 1) x ON true
+       LEFT JOIN LATERAL (
+         SELECT ${jsonbOfColumns('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${keyMatch('k')} ${lock ? 'FOR UPDATE OF b' : 'LIMIT 1'}
+       ) x ON true
        LEFT JOIN LATERAL (
          SELECT v.vv, v.hlc, v.origin, v.deleted FROM hubsync.row_version v WHERE v.key = ${name} || ' ' || p.pk::text LIMIT 1
        ) rv ON true`,
@@ -114,19 +118,39 @@ export function tableSql(t: TableInfo, cast: ReadonlyMap<string, string>): Table
 
 export interface ReadMessage {
   readonly text: string;
-  /** Which statement result holds which table's rows (index into the results), after the cursor's. */
+  /** Which statement result holds which table's rows (index into the results). */
   readonly tables: readonly { readonly table: TableInfo; readonly keys: readonly (readonly string[])[]; readonly result: number }[];
+  /** Index of the cursor's result. */
+  readonly cursorResult: number;
 }
 
-/** The read before an apply: the cursor, then per table the rows. One message, no locks. */
-export function readMessage(byTable: ReadonlyMap<TableInfo, readonly (readonly string[])[]>, sqlOf: (t: TableInfo) => TableSql): ReadMessage {
-  const parts = [PINNED_SESSION, `SELECT "cursor"::text AS cursor FROM hubsync.apply_state`];
-  const tables: { table: TableInfo; keys: readonly (readonly string[])[]; result: number }[] = [];
-  for (const [t, keys] of byTable) {
-    tables.push({ table: t, keys, result: parts.length });
+/**
+ * The read before an apply: the cursor, then per table (in `order`) the rows. One message, no
+ * locks. With `lockTimeoutMs` (rows a local writer keeps changing), it opens the apply
+ * transaction instead and locks what it reads: the cursor's row, then the rows table by table in
+ * `order`, each in key order; the apply message then ends with COMMIT.
+ */
+export function readMessage(
+  byTable: ReadonlyMap<TableInfo, readonly (readonly string[])[]>,
+  order: readonly TableInfo[],
+  sqlOf: (t: TableInfo) => TableSql,
+  lockTimeoutMs?: number,
+): ReadMessage {
+  const lock = lockTimeoutMs !== undefined;
+  const parts = lock
+    ? ['BEGIN', applySession(lockTimeoutMs), `SELECT "cursor"::text AS cursor FROM hubsync.apply_state FOR UPDATE`]
+    : [PINNED_SESSION, `SELECT "cursor"::text AS cursor FROM hubsync.apply_state`];
+  const cursorResult = parts.length - 1;
+  const present = order.filter((t) => byTable.has(t));
+  // Locks first, then the reads, each its own statement: a statement that waited for a row lock
+  // sees the row's new version but other tables (row_version) as of its start.
+  if (lock) for (const t of present) parts.push(sqlOf(t).read(jsonbLiteral(byTable.get(t)), true).replace(/^SELECT /, 'SELECT count(*) FROM (SELECT ') + ') l');
+  const tables = present.map((t) => {
+    const keys = byTable.get(t) ?? [];
     parts.push(sqlOf(t).read(jsonbLiteral(keys)));
-  }
-  return { text: parts.join(';\n'), tables };
+    return { table: t, keys, result: parts.length - 1 };
+  });
+  return { text: parts.join(';\n'), tables, cursorResult };
 }
 
 const hlcSql = (hex: string): string => hlcToBigInt(decodeHlc(hex)).toString();
