@@ -29,7 +29,8 @@ import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Outbox } from './outbox.js';
-import { markReported, unreported, type PendingReport } from './reports.js';
+import { ConflictLog } from './conflict-log.js';
+import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
 import { requestToken, TokenError, type TokenGrant } from './token.js';
 import { WakeFlag } from './wake.js';
@@ -74,9 +75,12 @@ export class HubClient {
   private running: Promise<void> | undefined;
   /** @internal shared by the connections */
   readonly wakeFlag: WakeFlag;
+  /** @internal shared by the connections, so its summary spans reconnects */
+  readonly conflictLog: ConflictLog;
 
   constructor(private readonly deps: HubClientDeps) {
     this.wakeFlag = new WakeFlag(deps.pool);
+    this.conflictLog = new ConflictLog(deps.logger);
     const c = deps.config;
     this.endpoints = hubEndpoints(c.hubUrl, c.allowInsecure);
     this.ca = trustedCas(c.caFile);
@@ -231,6 +235,7 @@ class Connection {
   private shuttingDown = false;
   private closing: (CloseAction & { newToken?: boolean }) | undefined;
   private blockedLoggedAt = 0;
+  private readonly reports: ReportPacer;
 
   constructor(
     private readonly ws: WebSocket,
@@ -242,6 +247,14 @@ class Connection {
     this.codec = jsonCodec;
     this.batchCap = deps.config.batchSize;
     this.snapshot = new SnapshotReceiver(deps.engine, (p) => this.onProgress(p));
+    this.reports = databaseReportPacer(deps.pool, deps.config.branchId, {
+      send: (r) => {
+        if (!this.send({ type: 'conflict.report', id: this.nextId('c'), conflict: r.conflict })) return false;
+        deps.metrics.conflictsReported.inc({ kind: r.conflict.kind ?? 'concurrent' });
+        return true;
+      },
+      onError: (err) => deps.logger.warn({ err }, 'sending conflict reports failed; they are sent later'),
+    });
     ws.on('open', () => this.onOpen());
     ws.on('message', (data) => this.onMessage(data as Buffer));
     ws.on('ping', () => this.arm());
@@ -295,6 +308,7 @@ class Connection {
 
   private onClose(code: number, reason: string): void {
     for (const t of [this.watchdog, this.refreshTimer, this.retryTimer]) if (t) clearTimeout(t);
+    this.reports.stop();
     this.deps.metrics.closes.inc({ code: String(code) });
     this.deps.metrics.connected.set(0);
     if (this.snapshot.inProgress) {
@@ -422,7 +436,7 @@ class Connection {
         const r = await this.snapshot.chunk(f);
         if (r) this.account(r, t0);
         this.send({ type: 'snapshot.ack', id: this.nextId('k'), snapshot_id: f.snapshot_id, seq: f.seq });
-        if (r) await this.report(r.reports);
+        if (r) await this.reports.offer(r.reports);
         return;
       }
       case 'snapshot.end': {
@@ -473,7 +487,7 @@ class Connection {
     this.deps.metrics.connected.set(1);
     this.deps.metrics.connects.inc({ result: 'greeted' });
     this.log.info({ server: h.server_id, cursor, logHead: h.log_head, strategy: h.policy.conflict_strategy }, 'connected to the hub');
-    await this.report(await unreported(this.deps.pool, c.branchId));
+    await this.reports.drain();
     this.pump();
   }
 
@@ -483,32 +497,12 @@ class Connection {
     this.account(r, t0);
     this.deps.metrics.cursor.set(r.cursor);
     this.send({ type: 'sync.applied', id: this.nextId('p'), offset: r.cursor });
-    await this.report(r.reports);
+    await this.reports.offer(r.reports);
   }
 
   private account(r: ApplyResult, t0: number): void {
-    const m = this.deps.metrics;
-    m.applySeconds.observe((performance.now() - t0) / 1000);
-    if (r.applied) m.applied.inc({ result: 'applied' }, r.applied);
-    if (r.skipped) m.applied.inc({ result: 'skipped' }, r.skipped);
-    if (r.conflicts) m.applied.inc({ result: 'conflict' }, r.conflicts);
-    if (r.deadLetters) m.applied.inc({ result: 'dead_letter' }, r.deadLetters);
-    if (r.skewed) m.clockSkew.inc(r.skewed);
-    for (const [reason, n] of Object.entries(r.retries)) if (n > 0) m.applyRetries.inc({ reason }, n);
-    if (r.fallbacks) m.applyFallbacks.inc(r.fallbacks);
+    this.deps.metrics.recordApply(r, (performance.now() - t0) / 1000);
     if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
-  }
-
-  /** Sends conflict reports, then marks them sent (a report lost with the socket is sent again later). */
-  private async report(reports: readonly PendingReport[]): Promise<void> {
-    if (reports.length === 0) return;
-    const sent: PendingReport[] = [];
-    for (const r of reports) {
-      if (!this.send({ type: 'conflict.report', id: this.nextId('c'), conflict: r.conflict })) break;
-      this.deps.metrics.conflictsReported.inc({ kind: r.conflict.kind ?? 'concurrent' });
-      sent.push(r);
-    }
-    await markReported(this.deps.pool, sent);
   }
 
   private requestSnapshot(): void {
@@ -528,11 +522,7 @@ class Connection {
 
   private onConflictNotify(n: ConflictNotify): void {
     this.deps.metrics.conflictNotifications.inc();
-    const c = n.conflict;
-    this.log.info(
-      { reportedBy: n.reported_by, table: c.table, pk: c.pk, kind: c.kind ?? 'concurrent', winner: c.winner.origin, loser: c.loser.origin },
-      'a write of this branch lost a conflict',
-    );
+    this.client.conflictLog.lost(n);
   }
 
   private onError(e: ErrorFrame): void {
