@@ -1,8 +1,10 @@
 /**
- * `npm run bench:sync [-- --seconds 10] [--warmup 3] [--capture-seconds 3] [--capture-rounds 5] [--no-capture] [--no-write] [--phase fixed-1|fixed-10|saturated-1|saturated-10 …]`:
+ * `npm run bench:sync [-- --seconds 10] [--warmup 3] [--capture-seconds 3] [--capture-rounds 5] [--no-capture] [--no-write] [--tpcb-seconds 40] [--tpcb-rounds 2] [--phase fixed-1|fixed-10|saturated-1|saturated-10|tpcb …]`:
  * branch-to-branch sync through the hub (issue 4), with real databases (one per branch), the hub
  * as a child process and one `hub-broker agent` child process per branch; then the capture
- * overhead (agent/bench-capture.ts). Prints tables and replaces `## Sync` in docs/benchmarks.md.
+ * overhead (agent/bench-capture.ts), and the `tpcb` phase (bench/sync-tpcb.ts: pgbench TPC-B at
+ * two branches at once against plain databases). Prints tables and replaces `## Sync` (and
+ * `## Sync under local writers (TPC-B)`) in docs/benchmarks.md.
  *
  * Workloads run with pgbench (4 clients) at branch A; B and C apply. Latency per row: a column
  * `created` (clock_timestamp() when A inserts the row, just before its commit) against a column
@@ -25,6 +27,7 @@ import { TEST_ARGON2 } from '../hub/testing/harness.js';
 import { buildHub, cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
 import { machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 import { runUnderBenchLock } from './lib/bench-lock.js';
+import { runTpcb, tpcbSection, tpcbTables, type TpcbResult } from './sync-tpcb.js';
 
 const TENANT = 'bench';
 const BRANCHES = ['a', 'b', 'c'] as const;
@@ -47,15 +50,17 @@ interface Options {
   captureRounds: number;
   capture: boolean;
   write: boolean;
+  tpcbSeconds: number;
+  tpcbRounds: number;
   /** Sync phases to run (all by default). */
   phases: Set<PhaseName>;
 }
 
-const PHASES = ['fixed-1', 'fixed-10', 'saturated-1', 'saturated-10'] as const;
+const PHASES = ['fixed-1', 'fixed-10', 'saturated-1', 'saturated-10', 'tpcb'] as const;
 type PhaseName = (typeof PHASES)[number];
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { seconds: 10, warmup: 3, captureSeconds: 3, captureRounds: 5, capture: true, write: true, phases: new Set() };
+  const o: Options = { seconds: 10, warmup: 3, captureSeconds: 3, captureRounds: 5, capture: true, write: true, tpcbSeconds: 40, tpcbRounds: 2, phases: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const num = (): number => {
@@ -69,8 +74,10 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--capture-rounds') o.captureRounds = num();
     else if (a === '--no-capture') o.capture = false;
     else if (a === '--no-write') o.write = false;
+    else if (a === '--tpcb-seconds') o.tpcbSeconds = num();
+    else if (a === '--tpcb-rounds') o.tpcbRounds = Math.round(num());
     else if (a === '--phase' && (PHASES as readonly string[]).includes(argv[i + 1] ?? '')) o.phases.add(argv[++i] as PhaseName);
-    else throw new Error(`unknown argument ${a}; use --seconds N, --warmup N, --capture-seconds N, --capture-rounds N, --no-capture, --no-write, --phase ${PHASES.join('|')}`);
+    else throw new Error(`unknown argument ${a}; use --seconds N, --warmup N, --capture-seconds N, --capture-rounds N, --no-capture, --no-write, --tpcb-seconds N, --tpcb-rounds N, --phase ${PHASES.join('|')}`);
   }
   if (o.phases.size === 0) for (const p of PHASES) o.phases.add(p);
   return o;
@@ -245,7 +252,7 @@ interface ApplyCounters {
   readonly fallbacks: number;
 }
 
-/** The agent's apply-time histogram (sum and count) and fallbacks to the change-by-change path. */
+/** The agent's apply-time histogram (sum and count) and chunks halved to isolate a refused change. */
 async function applyCounters(b: BranchDb): Promise<ApplyCounters> {
   const text = await fetch(b.metricsUrl as string).then((r) => r.text());
   const value = (name: string): number => {
@@ -279,7 +286,7 @@ interface DestinationResult {
   readonly rowsPerApply: number;
   /** Mean time of one `sync.deliver` apply, from the agent's metrics, over the phase. */
   readonly applyMs: number;
-  /** Deliveries that fell back to the change-by-change path during the phase. */
+  /** Apply chunks halved to isolate a change the database refused, during the phase. */
   readonly fallbacks: number;
 }
 
@@ -563,7 +570,7 @@ function reading(fixed: readonly PhaseResult[], saturated: readonly PhaseResult[
         (behind
           ? `, below the source's ${rate(r.sourcePerSecond).toLocaleString('en-US')} rows/s: it fell behind during the phase, so its latency grew with the phase's length (not a steady state).`
           : ', and kept up with the source.') +
-        (r.destinations.some((d) => d.fallbacks > 0) ? ` Some deliveries fell back to the change-by-change path (${r.destinations.map((d) => `${d.branch.toUpperCase()} ${d.fallbacks}`).join(', ')}).` : ''),
+        (r.destinations.some((d) => d.fallbacks > 0) ? ` Some apply chunks were halved to isolate a refused change (${r.destinations.map((d) => `${d.branch.toUpperCase()} ${d.fallbacks}`).join(', ')}).` : ''),
     );
   }
   return `Where the time goes (slower destination per phase):
@@ -572,9 +579,9 @@ ${notes.join('\n')}
 
 In live mode the hub pushes each appended batch as a \`sync.deliver\` of its own (until
 20,000 entries are unapplied); the agent applies the deliveries that queued up while it was
-applying one together, in one transaction (up to 2,000 entries), so a destination that falls
-behind catches up in larger transactions: its rate is rows per apply transaction ÷ time per
-apply transaction. The three branch databases and the
+applying one together (up to 2,000 entries), in transactions of at most 1,000 distinct rows, so
+a destination that falls behind catches up in larger transactions: its rate is rows per apply
+transaction ÷ time per apply transaction. The three branch databases and the
 hub's share one PostgreSQL server, and everything (PostgreSQL, pgbench, the hub, three agents)
 shares the machine's ${os.availableParallelism()} cores.`;
 }
@@ -593,6 +600,22 @@ async function main(): Promise<void> {
   const loadBefore = load();
   const fixed: PhaseResult[] = [];
   const saturated: PhaseResult[] = [];
+  let tpcb: TpcbResult | undefined;
+  if (o.phases.has('tpcb')) {
+    try {
+      tpcb = await runTpcb({ seconds: o.tpcbSeconds, rounds: o.tpcbRounds });
+    } finally {
+      await cleanupAll();
+    }
+    const t = tpcbTables(tpcb);
+    console.log(`\nSync under local writers (TPC-B)\n\n${t.goals}\n\n${t.rounds}\n`);
+    if (o.write) {
+      await writeSection('Sync under local writers (TPC-B)', tpcbSection(tpcb, command, timestamp(started), machineLine()));
+      console.log('wrote "## Sync under local writers (TPC-B)" in docs/benchmarks.md');
+    }
+    // Only the TPC-B phase asked for: the rest (and its section) stays as it was.
+    if (o.phases.size === 1) return;
+  }
   const s = await setUp();
   try {
     await waitConnected(s);
