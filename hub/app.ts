@@ -114,7 +114,10 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         (err: unknown) => logger.warn({ err, tenant, branch }, 'could not hold a conflict notice'),
       );
     };
-    await engine.start((m) => ctx.fanout.receive(m));
+    await engine.start(
+      (m) => ctx.fanout.receive(m),
+      () => [...registry.all()].map((c) => ({ tenantId: c.tenantId, branchId: c.branchId, gen: c.gen })),
+    );
 
     const enforce = async (tenantId: string) => {
       const view = await ctx.directory.reload(tenantId);

@@ -63,6 +63,7 @@ export function createMetrics(instanceId: string) {
     }),
     logDepth: new client.Gauge({ name: `${P}log_depth`, help: 'Entries in the tenant log (head minus pruned offset).', labelNames: ['tenant'], registers: r }),
     branchLag: new client.Gauge({ name: `${P}branch_lag`, help: 'Log head minus the branch cursor.', labelNames: ['tenant', 'branch'], registers: r }),
+    registryUnavailable: new client.Counter({ name: `${P}registry_unavailable_total`, help: 'Admin answers given without the location registry (Redis unreachable).', registers: r }),
     pubsubProbeOk: new client.Gauge({ name: `${P}pubsub_probe_ok`, help: '1 when the last pub/sub self-probe came back in time.', registers: r }),
     tableLabel: (table: string) => tables.label(table),
   };

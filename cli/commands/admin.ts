@@ -299,11 +299,11 @@ const COMMANDS: Record<string, Record<string, Command>> = {
       summary: 'list the branches of a tenant: status, where online, last seen, cursor, lag',
       run: async ({ client, args }) => ({
         body: await client.request('GET', `${tenantPath(args[0] as string)}/branches`),
-        human: (body: { logHead: number; branches: Json[] }) =>
+        human: (body: { logHead: number; branches: Json[]; note?: string }) =>
           table(
             ['BRANCH', 'STATUS', 'ONLINE', 'INSTANCE', 'LAST SEEN', 'CURSOR', 'LAG'],
             body.branches.map((b) => [cell(b.id), cell(b.status), cell(b.online), cell(b.instance), time(b.lastSeenAt), cell(b.cursor), cell(b.lag)]),
-          ) + `log head: ${body.logHead}\n`,
+          ) + `log head: ${body.logHead}\n${body.note ? `note: ${String(body.note)}\n` : ''}`,
       }),
     },
     show: {

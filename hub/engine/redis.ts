@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { BucketRequest, TakeResult } from '../rate-limit.js';
-import type { Engine, EngineHealth, InstanceMessage, Location } from './types.js';
+import type { Engine, EngineHealth, HeldClaim, InstanceMessage, Location } from './types.js';
 
 const CLAIM = `
 local t = redis.call('TIME')
@@ -67,6 +67,29 @@ end
 return out
 `;
 
+/**
+ * Registers a connection this instance holds again, with its generation, when its entry is gone
+ * (Redis restarted, or lost the key); raises the generation counter to at least it, so a later
+ * claim still wins. Returns 1 when the entry is there, 2 when written back, 0 when another entry
+ * (a newer connection) took its place.
+ */
+const REASSERT = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+local mine = ARGV[2] .. '|' .. ARGV[3] .. '|'
+if v then
+  if string.sub(v, 1, string.len(mine)) == mine then return 1 end
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], mine .. string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], 604800000)
+local g = tonumber(redis.call('GET', KEYS[2]) or '0')
+if g < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+redis.call('PEXPIRE', KEYS[2], 604800000)
+return 2
+`;
+
 /** Mirrors `takeAll` in rate-limit.ts: all buckets or none. */
 const TAKE = `
 local t = redis.call('TIME')
@@ -117,6 +140,7 @@ type Cmd = Redis & {
   hbClaim(loc: string, gen: string, branch: string, value: string): Promise<[number, string, number, string]>;
   hbRelease(loc: string, branch: string, server: string, gen: string): Promise<number>;
   hbLocate(loc: string, alivePrefix: string): Promise<string[]>;
+  hbReassert(loc: string, genKey: string, branch: string, server: string, gen: string): Promise<number>;
   hbTake(...args: (string | number)[]): Promise<[number, number, number]>;
 };
 
@@ -129,6 +153,7 @@ export class RedisEngine implements Engine {
   private readonly logger: Logger;
   private readonly aliveTtlMs: number;
   private onMessage: (m: InstanceMessage) => void = () => undefined;
+  private held: () => Iterable<HeldClaim> = () => [];
   private timers: NodeJS.Timeout[] = [];
   private probe: { nonce: string; sentAt: number } | undefined;
   private lastProbeBack = 0;
@@ -146,6 +171,7 @@ export class RedisEngine implements Engine {
     this.cmd.defineCommand('hbClaim', { numberOfKeys: 2, lua: CLAIM });
     this.cmd.defineCommand('hbRelease', { numberOfKeys: 1, lua: RELEASE });
     this.cmd.defineCommand('hbLocate', { numberOfKeys: 1, lua: LOCATE });
+    this.cmd.defineCommand('hbReassert', { numberOfKeys: 2, lua: REASSERT });
     this.cmd.defineCommand('hbTake', { lua: TAKE });
   }
 
@@ -161,13 +187,16 @@ export class RedisEngine implements Engine {
     this.logger.warn({ err: err.message }, 'redis error');
   }
 
-  async start(onMessage: (m: InstanceMessage) => void): Promise<void> {
+  async start(onMessage: (m: InstanceMessage) => void, held?: () => Iterable<HeldClaim>): Promise<void> {
     this.onMessage = onMessage;
+    if (held) this.held = held;
     await Promise.all([this.cmd.connect(), this.sub.connect()]);
     this.sub.on('message', (_channel: string, payload: string) => this.receive(payload));
     await this.sub.subscribe(this.channel(this.instanceId));
     await this.refreshAlive();
-    this.every(Math.max(1000, Math.floor(this.aliveTtlMs / 3)), () => void this.refreshAlive().catch((e: Error) => this.logError(e)));
+    // After a reconnect (Redis restarted, or failed over, and lost what it held), at once.
+    this.cmd.on('ready', () => void this.restore().catch((e: Error) => this.logError(e)));
+    this.every(Math.max(1000, Math.floor(this.aliveTtlMs / 3)), () => void this.restore().catch((e: Error) => this.logError(e)));
     this.every(this.options.probeIntervalMs, () => void this.sendProbe());
     await this.sendProbe();
   }
@@ -180,6 +209,32 @@ export class RedisEngine implements Engine {
 
   private async refreshAlive(): Promise<void> {
     await this.cmd.set(`${this.p}alive:${this.instanceId}`, String(Date.now()), 'PX', this.aliveTtlMs);
+  }
+
+  /**
+   * Liveness, then every held connection's entry: written back where it is missing, and a kick
+   * to this instance where a newer connection of the branch replaced it meanwhile.
+   */
+  private async restore(): Promise<void> {
+    await this.refreshAlive();
+    const claims = [...this.held()];
+    const results = await Promise.all(
+      claims.map((c) =>
+        this.cmd.hbReassert(`${this.p}loc:${c.tenantId}`, `${this.p}gen:${c.tenantId}:${c.branchId}`, c.branchId, this.instanceId, String(c.gen)),
+      ),
+    );
+    const still = new Set([...this.held()].map((c) => `${c.tenantId}\u0000${c.branchId}\u0000${c.gen}`));
+    let restored = 0;
+    for (const [i, r] of results.entries()) {
+      const c = claims[i] as HeldClaim;
+      if (Number(r) === 0) this.onMessage({ kind: 'kick', tenant: c.tenantId, branch: c.branchId, gen: c.gen });
+      else if (Number(r) === 2) {
+        restored++;
+        // Closed while its entry was written back: take the entry away again.
+        if (!still.has(`${c.tenantId}\u0000${c.branchId}\u0000${c.gen}`)) await this.release(c.tenantId, c.branchId, c.gen);
+      }
+    }
+    if (restored > 0) this.logger.info({ restored }, 'registered connections again in redis (their entries were gone)');
   }
 
   private receive(payload: string): void {

@@ -58,11 +58,23 @@ export interface EngineHealth {
   readonly detail: string;
 }
 
+/** A branch connection this instance holds, as claimed. */
+export interface HeldClaim {
+  readonly tenantId: string;
+  readonly branchId: string;
+  readonly gen: number;
+}
+
 export interface Engine {
   readonly kind: 'memory' | 'redis';
   readonly instanceId: string;
-  /** Subscribes to this instance's channel; `onMessage` receives what other instances send it. */
-  start(onMessage: (m: InstanceMessage) => void): Promise<void>;
+  /**
+   * Subscribes to this instance's channel; `onMessage` receives what other instances send it.
+   * `held` lists the connections this instance holds: an engine whose store lost them (a Redis
+   * restart) registers them again, and sends this instance a kick for one that a newer
+   * connection elsewhere has replaced meanwhile.
+   */
+  start(onMessage: (m: InstanceMessage) => void, held?: () => Iterable<HeldClaim>): Promise<void>;
   /** Records that this instance now holds the branch; returns the new generation and the entry it replaced. */
   claim(tenant: string, branch: string): Promise<{ gen: number; previous: Location | null }>;
   /** Removes the entry if it is still this instance's claim of generation `gen`. */

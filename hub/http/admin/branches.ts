@@ -7,6 +7,7 @@ import * as log from '../../log.js';
 import type { AdminDeps, AdminRoute } from './routes.js';
 import { notFound, param, readBody, readQuery, type AdminCall, type Reply } from './request.js';
 import { EmptyBody, NoQuery, requireTenant, tenantPath } from './tenants.js';
+import { locateTenant } from './locations.js';
 import { branchJson, connectionDetails, presence } from './views.js';
 
 export const CreateBranchBody = z.strictObject({ id: z.string(), suspended: z.boolean().optional() });
@@ -29,17 +30,18 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
   const list = async (call: AdminCall): Promise<Reply> => {
     readQuery(call.url, NoQuery);
     const t = await requireTenant(store, param(call, 'tenant'));
-    const [branches, where, cursors] = await Promise.all([store.listBranches(t.id), ctx.engine.locate(t.id), log.cursors(ctx.pool, t.schemaName)]);
+    const [branches, loc, cursors] = await Promise.all([store.listBranches(t.id), locateTenant(ctx, t.id), log.cursors(ctx.pool, t.schemaName)]);
     const byBranch = new Map(cursors.branches.map((c) => [c.branchId, c]));
     return {
       status: 200,
       body: {
         tenantId: t.id,
         logHead: cursors.head,
+        ...(loc.note ? { note: loc.note } : {}),
         branches: branches.map((b) => {
           const c = byBranch.get(b.id);
           const cursor = c?.cursor ?? 0;
-          return { ...branchJson(b), ...presence(where.get(b.id)), cursor, lag: Math.max(0, cursors.head - cursor) };
+          return { ...branchJson(b), ...presence(loc.where.get(b.id), loc.complete), cursor, lag: Math.max(0, cursors.head - cursor) };
         }),
       },
     };
@@ -61,8 +63,8 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     readQuery(call.url, NoQuery);
     const { tenant, branch } = ids(call);
     const b = await requireBranch(tenant, branch);
-    const where = await ctx.engine.locate(tenant);
-    return { status: 200, body: { ...branchJson(b), ...presence(where.get(branch)) } };
+    const loc = await locateTenant(ctx, tenant);
+    return { status: 200, body: { ...branchJson(b), ...presence(loc.where.get(branch), loc.complete), ...(loc.note ? { note: loc.note } : {}) } };
   };
 
   const remove = async (call: AdminCall): Promise<Reply> => {
@@ -97,8 +99,8 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     const { tenant, branch } = ids(call);
     const t = await requireTenant(store, tenant);
     const b = await requireBranch(tenant, branch);
-    const [where, pos] = await Promise.all([ctx.engine.locate(tenant), log.branchPosition(ctx.pool, t.schemaName, branch)]);
-    const p = presence(where.get(branch));
+    const [loc, pos] = await Promise.all([locateTenant(ctx, tenant), log.branchPosition(ctx.pool, t.schemaName, branch)]);
+    const p = presence(loc.where.get(branch), loc.complete);
     const local = p.instance === ctx.instanceId ? ctx.registry.get(tenant, branch) : undefined;
     return {
       status: 200,
@@ -118,6 +120,7 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
         needsSnapshot: pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0),
         connection: local ? connectionDetails(local.info()) : null,
         answeredBy: ctx.instanceId,
+        ...(loc.note ? { note: loc.note } : {}),
       },
     };
   };

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { ConnectionInfo } from '../../registry.js';
+import { locateTenant } from './locations.js';
 import type { AdminDeps, AdminRoute } from './routes.js';
 import { readQuery, type AdminCall, type Reply } from './request.js';
 import { requireTenant } from './tenants.js';
@@ -32,11 +33,14 @@ export function connectionRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     const tenants = tenant !== undefined ? [(await requireTenant(store, tenant)).id] : (await store.listTenants()).map((t) => t.id);
     const local = new Map<string, ConnectionInfo>(ctx.registry.list(tenant).map((c) => [`${c.tenantId}/${c.branchId}`, c]));
     const out: ConnectionJson[] = [];
+    let note: string | undefined;
     for (let i = 0; i < tenants.length; i += LOCATE_CONCURRENCY) {
       const slice = tenants.slice(i, i + LOCATE_CONCURRENCY);
-      const located = await Promise.all(slice.map((t) => ctx.engine.locate(t)));
+      const located = await Promise.all(slice.map((t) => locateTenant(ctx, t)));
       slice.forEach((t, j) => {
-        for (const [branchId, loc] of located[j] ?? []) {
+        const l = located[j];
+        if (l?.note) note = l.note;
+        for (const [branchId, loc] of l?.where ?? []) {
           const key = `${t}/${branchId}`;
           const mine = loc.server === ctx.instanceId ? local.get(key) : undefined;
           if (mine) local.delete(key);
@@ -56,7 +60,7 @@ export function connectionRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
       out.push({ tenantId: c.tenantId, branchId: c.branchId, instance: c.instanceId, connectedAt: c.connectedAt, local: true, details: connectionDetails(c) });
     }
     out.sort((a, b) => (a.tenantId === b.tenantId ? (a.branchId < b.branchId ? -1 : 1) : a.tenantId < b.tenantId ? -1 : 1));
-    return { status: 200, body: { answeredBy: ctx.instanceId, connections: out } };
+    return { status: 200, body: { answeredBy: ctx.instanceId, ...(note ? { note } : {}), connections: out } };
   };
 
   return [{ path: '/admin/connections', methods: { GET: list } }];

@@ -61,17 +61,18 @@ export function branchJson(b: Branch): BranchJson {
 
 /** Where a branch is connected, from the engine's location registry (every instance). */
 export interface Presence {
-  readonly online: boolean;
+  /** Null when not known (the registry is unreachable and another instance may hold it). */
+  readonly online: boolean | null;
   /** Instance holding the branch's socket; null when offline. */
   readonly instance: string | null;
   /** When that instance claimed the branch (the connection's start); null when offline. */
   readonly connectedAt: string | null;
 }
 
-export function presence(loc: Location | undefined): Presence {
+export function presence(loc: Location | undefined, complete = true): Presence {
   return loc
     ? { online: true, instance: loc.server, connectedAt: new Date(loc.at).toISOString() }
-    : { online: false, instance: null, connectedAt: null };
+    : { online: complete ? false : null, instance: null, connectedAt: null };
 }
 
 /** Live details of a connection, known only to the instance that holds it. */
