@@ -52,6 +52,7 @@ const DEFAULT_HEARTBEAT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** Most log entries applied in one transaction when queued deliveries are applied together. */
 const MAX_COALESCED_ENTRIES = 2000;
+const CONTENDED_LINGER_MS = 250;
 
 /** The CA list for https and wss: Node's bundle plus the configured file, or undefined for the default. */
 export function trustedCas(caFile: string | undefined): (string | Buffer)[] | undefined {
@@ -397,6 +398,9 @@ class Connection {
       const next = { frames: [f], entries: f.entries.length };
       this.waitingDeliveries = next;
       this.chain(f.type, async () => {
+        // While local writers contend for the rows being applied, wait a little so more
+        // deliveries join this one: each apply transaction holds the hot rows for a moment.
+        if (this.deps.engine.contended) await new Promise((r) => setTimeout(r, CONTENDED_LINGER_MS));
         if (this.waitingDeliveries === next) this.waitingDeliveries = undefined;
         await this.onDeliver(next.frames);
       });

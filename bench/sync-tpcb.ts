@@ -45,6 +45,8 @@ interface SyncedBranch extends Db {
 
 export interface TpcbRound {
   readonly plainTps: readonly [number, number];
+  /** hubsync installed, no agent running: what the capture triggers alone cost. */
+  readonly captureTps: readonly [number, number];
   readonly syncedTps: readonly [number, number];
   readonly plainDeadlocks: number;
   /** New deadlocks at A, B and C during the synced run. */
@@ -158,6 +160,8 @@ async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs: nu
 
 export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
   const plain = [await database('tpcb_plain1', TPCB_DDL), await database('tpcb_plain2', TPCB_DDL)] as const;
+  const captureOnly = [await database('tpcb_capture1', TPCB_DDL), await database('tpcb_capture2', TPCB_DDL)] as const;
+  for (const [i, d] of captureOnly.entries()) await install(d.pool, { tenantId: TENANT, branchId: `capture-${i}`, tables: TPCB_TABLES.map((t) => ({ name: t.name })) });
 
   const hubDb = await createDatabase('tpcb_hub');
   const hubPool = new pg.Pool({ connectionString: hubDb.url, max: 2 });
@@ -204,6 +208,8 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
     const plainD0 = await Promise.all(plain.map(deadlocks));
     const plainRuns = await Promise.all(plain.map((p) => tpcb(p.url, o.seconds, CLIENTS)));
     const plainD1 = await Promise.all(plain.map(deadlocks));
+    console.error(`tpcb round ${r}/${o.rounds}: ${o.seconds} s on two databases with capture triggers and no agent…`);
+    const captureRuns = await Promise.all(captureOnly.map((p) => tpcb(p.url, o.seconds, CLIENTS)));
 
     console.error(`tpcb round ${r}/${o.rounds}: ${o.seconds} s at two synced branches…`);
     const d0 = await Promise.all(branches.map(deadlocks));
@@ -228,6 +234,7 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
     const c1 = await Promise.all(WRITERS.map((_, i) => counters((branches[i] as SyncedBranch).metricsUrl, 'hub_broker_agent_changes_applied_total')));
     const round: TpcbRound = {
       plainTps: [plainRuns[0]?.tps ?? 0, plainRuns[1]?.tps ?? 0],
+      captureTps: [captureRuns[0]?.tps ?? 0, captureRuns[1]?.tps ?? 0],
       syncedTps: [syncedRuns[0]?.tps ?? 0, syncedRuns[1]?.tps ?? 0],
       plainDeadlocks: (plainD1[0] ?? 0) - (plainD0[0] ?? 0) + (plainD1[1] ?? 0) - (plainD0[1] ?? 0),
       deadlocks: d1.map((x, i) => x - (d0[i] ?? 0)),
@@ -236,7 +243,7 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
       conflicts: c1.map((x, i) => (x.conflict ?? 0) - (c0[i]?.conflict ?? 0)),
     };
     console.error(
-      `  plain ${round.plainTps.map((t) => t.toFixed(0)).join(' / ')} tps, synced ${round.syncedTps.map((t) => t.toFixed(0)).join(' / ')} tps ` +
+      `  plain ${round.plainTps.map((t) => t.toFixed(0)).join(' / ')} tps, capture only ${round.captureTps.map((t) => t.toFixed(0)).join(' / ')} tps, synced ${round.syncedTps.map((t) => t.toFixed(0)).join(' / ')} tps ` +
         `(${round.syncedTps.map((t, i) => `${((t / (round.plainTps[i] ?? 1)) * 100).toFixed(0)} %`).join(' / ')}), deadlocks ${round.deadlocks.join('/')}, converged ${convergedSeconds.toFixed(1)} s after`,
     );
     rounds.push(round);
@@ -250,12 +257,14 @@ const retriesText = (r: Record<string, number>): string =>
 
 export function tpcbTables(res: TpcbResult): { rounds: string; goals: string } {
   const rounds = markdownTable(
-    ['Round', 'Plain A / B (tps)', 'Synced A / B (tps)', 'Synced ÷ plain, A / B', 'Deadlocks A / B / C (plain runs)', 'Converged after (s)', 'Conflicts recorded at A / B', 'Apply retries at A; B; C'],
+    ['Round', 'Plain A / B (tps)', 'Capture only A / B (tps)', 'Synced A / B (tps)', 'Synced ÷ plain, A / B', 'Synced ÷ capture only', 'Deadlocks A / B / C (plain runs)', 'Converged after (s)', 'Conflicts recorded at A / B', 'Apply retries at A; B; C'],
     res.rounds.map((r, i) => [
       i + 1,
       r.plainTps.map((t) => t.toFixed(0)).join(' / '),
+      r.captureTps.map((t) => t.toFixed(0)).join(' / '),
       r.syncedTps.map((t) => t.toFixed(0)).join(' / '),
       r.syncedTps.map((t, j) => pct(t / (r.plainTps[j] ?? 1))).join(' / '),
+      r.syncedTps.map((t, j) => pct(t / (r.captureTps[j] ?? 1))).join(' / '),
       `${r.deadlocks.join(' / ')} (${r.plainDeadlocks})`,
       r.convergedSeconds.toFixed(1),
       r.conflicts.join(' / '),

@@ -140,6 +140,11 @@ export class ApplyEngine {
     this.lockTimeoutMs = options.lockTimeoutMs ?? 200;
   }
 
+  /** Local writers are contending for the rows applied lately (chunks read them under lock). */
+  get contended(): boolean {
+    return performance.now() < this.lockedUntil;
+  }
+
   /** The tenant policy from the hub's `hello`. */
   setPolicy(policy: TenantPolicy): void {
     this.policy = policy;
