@@ -17,6 +17,8 @@ export interface PublishProgress {
   readonly published: number;
   /** Rows looked at so far in this table. */
   readonly scanned: number;
+  /** Rows in the table when it started (an estimate: rows may come and go meanwhile). */
+  readonly total: number;
 }
 
 
@@ -78,6 +80,8 @@ export async function publishExisting(
     let last: string[] | null = null;
     let published = 0;
     let scanned = 0;
+    const counted = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteTable(t.name)}`);
+    const total = Number(counted.rows[0]?.n ?? 0);
     for (;;) {
       const c = await pool.connect();
       let page: string[][] = [];
@@ -102,7 +106,7 @@ export async function publishExisting(
         c.release();
       }
       if (page.length === 0) break;
-      onProgress({ table: t.name, published, scanned });
+      onProgress({ table: t.name, published, scanned, total });
       if (page.length < chunkRows) break;
     }
     out.set(t.name, published);

@@ -148,11 +148,15 @@ async function status(config: AgentConfig, json: boolean): Promise<number> {
 async function publish(config: AgentConfig): Promise<number> {
   const { loadInstalledTables } = await import('../../agent/catalog.js');
   const { publishExisting } = await import('../../agent/publish.js');
+  const { ProgressLine } = await import('../progress.js');
   const counts = await withPool(config, async (pool) => {
     const tables = await loadInstalledTables(pool).catch(() => {
       throw new AgentError('not_installed', 'hubsync is not installed in this database; run hub-broker agent install');
     });
-    return publishExisting(pool, tables, (p) => console.log(`${p.table}: ${p.published} published (${p.scanned} rows looked at)`));
+    const line = new ProgressLine(process.stdout);
+    const counts = await publishExisting(pool, tables, (p) => line.update(p.table, p.scanned, p.total, `${p.table}: ${p.published} published, ${p.scanned} of ~${p.total} rows looked at`));
+    line.end();
+    return counts;
   });
   for (const [t, n] of counts) console.log(`${t}: ${n} rows published`);
   console.log('they go to the hub the next time the agent runs');
