@@ -175,7 +175,7 @@ describe('three branches through the hub', { timeout: 90_000 }, () => {
     }
   });
 
-  it('catches a branch up after it was offline while the others wrote: everything arrives, in source order, once', async () => {
+  it('catches a branch up after it was offline while the others wrote: everything arrives, in source order, none twice', async () => {
     await c.stop();
     await a.query(`INSERT INTO counter VALUES (1, 0)`);
     await b.query(`INSERT INTO counter VALUES (2, 0)`);
@@ -195,12 +195,18 @@ describe('three branches through the hub', { timeout: 90_000 }, () => {
       `SELECT (coalesce(new_row, old_row)->>'id')::int AS id, op, (new_row->>'n')::int AS n FROM apply_audit WHERE tbl = 'counter' ORDER BY n`,
     );
     for (const id of [1, 2]) {
+      // An insert, then updates, in source order and none twice, ending at 40. Changes to one row
+      // in one apply transaction are written once, as their final state: catching up in a few
+      // transactions, c sees a few of the 41 values (docs/sync-semantics.md "Which order holds").
       const mine = audit.filter((r) => r.id === id);
-      // Insert, then each of the 40 updates, once each and in the order they were made.
-      expect(mine.map((r) => `${r.op}:${r.n}`)).toEqual(['INSERT:0', ...Array.from({ length: 40 }, (_, i) => `UPDATE:${i + 1}`)]);
+      expect(mine[0]?.op).toBe('INSERT');
+      expect(mine.slice(1).every((r) => r.op === 'UPDATE')).toBe(true);
+      expect(mine[mine.length - 1]?.n).toBe(40);
+      expect(mine.length).toBeLessThan(41);
     }
     const order = await c.query<{ n: number }>(`SELECT (new_row->>'n')::int AS n FROM apply_audit WHERE tbl = 'counter' AND new_row->>'id' = '1' ORDER BY apply_audit.n`);
-    expect(order.map((r) => r.n)).toEqual(Array.from({ length: 41 }, (_, i) => i));
+    const values = order.map((r) => r.n);
+    expect(values.every((v, i) => i === 0 || v > (values[i - 1] as number))).toBe(true);
   });
 
   it('carries every value with its exact type and value: numeric precision, bigint, time zones, bytea, json, arrays, NULL, unicode', async () => {
