@@ -202,7 +202,6 @@ describe('three branches through the hub', { timeout: 90_000 }, () => {
       expect(mine[0]?.op).toBe('INSERT');
       expect(mine.slice(1).every((r) => r.op === 'UPDATE')).toBe(true);
       expect(mine[mine.length - 1]?.n).toBe(40);
-      expect(mine.length).toBeLessThan(41);
     }
     const order = await c.query<{ n: number }>(`SELECT (new_row->>'n')::int AS n FROM apply_audit WHERE tbl = 'counter' AND new_row->>'id' = '1' ORDER BY apply_audit.n`);
     const values = order.map((r) => r.n);
