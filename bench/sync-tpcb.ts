@@ -291,8 +291,9 @@ export function tpcbSection(res: TpcbResult, command: string, when: string, mach
 
 pgbench's built-in TPC-B script (\`-b tpcb-like\`, ${CLIENTS} clients, 2 threads, scale 1: one
 branch row, 10 tellers, 100,000 accounts, so every transaction updates the same branch row) for
-${res.options.seconds} s at two databases at once: first two plain databases, then two synced branches A and
-B of a tenant with a third, C, that only receives; ${res.options.rounds} rounds alternating plain and synced. The
+${res.options.seconds} s at two databases at once: first two plain databases, then two with hubsync installed and no
+agent running (the capture triggers alone: the outbox only grows), then two synced branches A
+and B of a tenant with a third, C, that only receives; ${res.options.rounds} rounds, the three kinds in turn. The
 synced branches have hubsync installed on all four tables (history with a uuid key) and an
 agent each (\`hub-broker agent\` child process, default settings: chunks of at most 1,000 rows,
 200 ms lock timeout); two hub child processes share one Redis (A and C on the first, B on the
