@@ -17,7 +17,7 @@ export interface PublishProgress {
   readonly published: number;
   /** Rows looked at so far in this table. */
   readonly scanned: number;
-  /** Rows in the table when it started (an estimate: rows may come and go meanwhile). */
+  /** Rows in the table when it started, estimated (rows may also come and go meanwhile). */
   readonly total: number;
 }
 
@@ -64,6 +64,15 @@ function tableSql(t: TableInfo): TableSql {
   };
 }
 
+/** Rows in `table` for progress: the planner's estimate, or a count when it has none (never analyzed). */
+async function rowEstimate(pool: pg.Pool, table: string): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT reltuples::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`, [quoteTable(table)]);
+  const estimate = Number(rows[0]?.n ?? -1);
+  if (estimate >= 0) return estimate;
+  const counted = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteTable(table)}`);
+  return Number(counted.rows[0]?.n ?? 0);
+}
+
 export async function publishExisting(
   pool: pg.Pool,
   tables: ReadonlyMap<string, TableInfo>,
@@ -80,8 +89,7 @@ export async function publishExisting(
     let last: string[] | null = null;
     let published = 0;
     let scanned = 0;
-    const counted = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteTable(t.name)}`);
-    const total = Number(counted.rows[0]?.n ?? 0);
+    const total = await rowEstimate(pool, t.name);
     for (;;) {
       const c = await pool.connect();
       let page: string[][] = [];

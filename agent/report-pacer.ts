@@ -37,8 +37,6 @@ export class ReportPacer {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => number;
-  /** Reports offered and not sent yet (they wait in the database). */
-  deferred = 0;
 
   constructor(private readonly deps: ReportPacerDeps) {
     this.now = deps.now ?? Date.now;
@@ -52,10 +50,7 @@ export class ReportPacer {
     return this.enqueue(async () => {
       const n = this.sendSome(reports);
       await this.deps.mark(reports.slice(0, n));
-      if (n < reports.length) {
-        this.deferred += reports.length - n;
-        this.schedule();
-      }
+      if (n < reports.length) this.schedule();
     });
   }
 
@@ -68,10 +63,8 @@ export class ReportPacer {
       const pending = await this.deps.load(limit);
       const n = this.sendSome(pending);
       await this.deps.mark(pending.slice(0, n));
-      this.deferred = Math.max(0, this.deferred - n);
-      // A full page (or a stopped send) means more may be waiting.
+      // A full page means more may be waiting.
       if (pending.length === limit && n === limit) this.schedule();
-      else if (n === pending.length) this.deferred = 0;
     });
   }
 

@@ -10,15 +10,15 @@
  * (pg_stat_database), how long after pgbench stopped all three held identical data (one md5 over
  * the four tables) with empty outboxes, and the agents' apply retries by reason.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import pg from 'pg';
 import { install } from '../agent/install.js';
 import { HubStore, tenantSchemaName } from '../hub/store/index.js';
 import { TEST_ARGON2 } from '../hub/testing/harness.js';
 import { tpcb, TPCB_DDL, TPCB_FINGERPRINT, TPCB_TABLES, type PgbenchRun } from '../test/support/tpcb.js';
-import { buildHub, createDatabase, freePort, HubProcess, onCleanup, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
+import { agentCommand, startAgentProcess } from './lib/agent-process.js';
+import { createDatabase, freePort, HubProcess, onCleanup, randomJwtKeys, sleep } from './lib/hub-process.js';
 import { markdownTable } from './lib/report.js';
 
 const TENANT = 'tpcb';
@@ -112,42 +112,22 @@ async function counters(url: string, name: string): Promise<Record<string, numbe
 const diff = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
   Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - (b[k] ?? 0)]));
 
-function startAgent(entry: string, hubUrl: string, b: SyncedBranch, apiKey: string, port: number): ChildProcess {
-  const child = track(
-    spawn(process.execPath, [entry, 'agent'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HUB_URL: hubUrl,
-        TENANT_ID: TENANT,
-        BRANCH_ID: b.id,
-        API_KEY: apiKey,
-        DATABASE_URL: b.url,
-        AGENT_TABLES: TPCB_TABLES.map((t) => t.name).join(','),
-        AGENT_METRICS_PORT: String(port),
-        LOG_LEVEL: 'warn',
-      },
-    }),
-  );
-  let output = '';
-  const keep = (d: Buffer): void => {
-    output = (output + d.toString()).slice(-8000);
+function startAgent(command: readonly string[], hubUrl: string, b: SyncedBranch, apiKey: string, port: number): ChildProcess {
+  const env = {
+    HUB_URL: hubUrl,
+    TENANT_ID: TENANT,
+    BRANCH_ID: b.id,
+    API_KEY: apiKey,
+    DATABASE_URL: b.url,
+    AGENT_TABLES: TPCB_TABLES.map((t) => t.name).join(','),
+    AGENT_METRICS_PORT: String(port),
+    LOG_LEVEL: 'warn',
   };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  onCleanup(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  child.once('exit', (code, signal) => {
-    if (code !== 0 && code !== null) console.error(`agent ${b.id} exited (${code ?? signal}):\n${output}`);
-  });
-  return child;
+  return startAgentProcess(command, env, b.id, () => stopping);
 }
+
+/** Set once the run is over: agents exiting then are expected. */
+let stopping = false;
 
 async function waitUntil(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
@@ -186,7 +166,7 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
       }),
     );
   }
-  const entry = join(await buildHub(), 'cli', 'hub-broker.js');
+  const command = await agentCommand();
   const branches: SyncedBranch[] = [];
   for (const [i, id] of SYNCED.entries()) {
     const d = await database(`tpcb_${id}`, TPCB_DDL);
@@ -194,7 +174,7 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
     const port = await freePort();
     const b: SyncedBranch = { ...d, id, metricsUrl: `http://127.0.0.1:${port}/metrics` };
     // A and C on the first hub instance, B on the second: deliveries cross instances through Redis.
-    startAgent(entry, (hubs[i === 1 ? 1 : 0] as HubProcess).url, b, keys.get(id) as string, port);
+    startAgent(command, (hubs[i === 1 ? 1 : 0] as HubProcess).url, b, keys.get(id) as string, port);
     branches.push(b);
   }
   const [a, b, c] = branches as [SyncedBranch, SyncedBranch, SyncedBranch];
@@ -248,6 +228,7 @@ export async function runTpcb(o: TpcbOptions): Promise<TpcbResult> {
     );
     rounds.push(round);
   }
+  stopping = true;
   return { options: o, rounds };
 }
 

@@ -16,6 +16,7 @@
  * benchmarks on a shared machine never overlap. Every database it creates is dropped at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { agentCommand, startAgentProcess } from './lib/agent-process.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ import { CAPTURE_DEFAULTS, runCaptureBench, type CaptureResult } from '../agent/
 import { install } from '../agent/install.js';
 import { HubStore, tenantSchemaName } from '../hub/store/index.js';
 import { TEST_ARGON2 } from '../hub/testing/harness.js';
-import { buildHub, cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, ROOT, sleep, track } from './lib/hub-process.js';
+import { cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup, PG_ADMIN_URL, randomJwtKeys, sleep, track } from './lib/hub-process.js';
 import { machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 import { runUnderBenchLock } from './lib/bench-lock.js';
 import { runTpcb, tpcbSection, tpcbTables, type TpcbResult } from './sync-tpcb.js';
@@ -183,48 +184,19 @@ async function setUp(): Promise<Setup> {
   return { hub, hubPool, branches, scriptDir };
 }
 
-/** `hub-broker agent` compiled with the hub (plain JavaScript, as in production); BENCH_HUB_TSX=1 runs the sources through tsx. */
-async function agentCommand(): Promise<string[]> {
-  if (process.env.BENCH_HUB_TSX === '1') return ['--import', 'tsx', 'cli/hub-broker.ts', 'agent'];
-  return [join(await buildHub(), 'cli', 'hub-broker.js'), 'agent'];
-}
-
-/** `hub-broker agent` for a branch, default settings, as a child process; its output is kept for errors. */
+/** `hub-broker agent` for a branch, default settings, as a child process. */
 function startAgent(command: readonly string[], hub: HubProcess, b: BranchDb, metricsPort: number): ChildProcess {
-  const child = track(
-    spawn(process.execPath, [...command], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        HUB_URL: hub.url,
-        TENANT_ID: TENANT,
-        BRANCH_ID: b.id,
-        API_KEY: b.apiKey,
-        DATABASE_URL: b.url,
-        AGENT_TABLES: 'public.bench_item',
-        AGENT_METRICS_PORT: String(metricsPort),
-        LOG_LEVEL: 'warn',
-      },
-    }),
-  );
-  let output = '';
-  const keep = (d: Buffer) => {
-    output = (output + d.toString()).slice(-8000);
+  const env = {
+    HUB_URL: hub.url,
+    TENANT_ID: TENANT,
+    BRANCH_ID: b.id,
+    API_KEY: b.apiKey,
+    DATABASE_URL: b.url,
+    AGENT_TABLES: 'public.bench_item',
+    AGENT_METRICS_PORT: String(metricsPort),
+    LOG_LEVEL: 'warn',
   };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  child.once('exit', (code, signal) => {
-    if (!stopping) console.error(`agent ${b.id} exited (${code ?? signal}):\n${output}`);
-  });
-  onCleanup(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return child;
+  return startAgentProcess(command, env, b.id, () => stopping);
 }
 
 let stopping = false;

@@ -30,10 +30,14 @@ export function chunkLength(items: readonly Item[], from: number, budget: number
   let n = 0;
   while (from + n < items.length) {
     const len = transactionLength(items, from + n);
-    const grown = new Set(rows);
-    for (let i = from + n; i < from + n + len; i++) grown.add(rowOf(items[i] as Item));
-    if (n > 0 && grown.size > budget) break;
-    for (const r of grown) rows.add(r);
+    // Only the transaction's rows not yet counted, so a chunk costs its length, not its length squared.
+    const added = new Set<string>();
+    for (let i = from + n; i < from + n + len; i++) {
+      const r = rowOf(items[i] as Item);
+      if (!rows.has(r)) added.add(r);
+    }
+    if (n > 0 && rows.size + added.size > budget) break;
+    for (const r of added) rows.add(r);
     n += len;
     if (rows.size >= budget) break;
   }

@@ -251,10 +251,10 @@ export class ApplyEngine {
       client.on('error', onError);
       let broken = false;
       try {
-        const send = async (text: string): Promise<pg.QueryResult[]> => {
+        const send = async (text: string, values?: unknown[]): Promise<pg.QueryResult[]> => {
           acc.sent++;
           await this.options.hooks?.beforeStatement?.(acc.sent, (client as unknown as { processID: number }).processID, text);
-          return results(await client.query(text));
+          return results(await client.query(text, values));
         };
         try {
           const { cursor, stored, reads } = await this.read(items, mode, send, forced, locked);
@@ -308,18 +308,18 @@ export class ApplyEngine {
   private async read(
     items: readonly Item[],
     mode: 'deliver' | 'snapshot',
-    send: (text: string) => Promise<pg.QueryResult[]>,
+    send: (text: string, values?: unknown[]) => Promise<pg.QueryResult[]>,
     forced: ReadonlyMap<number, Forced> | undefined,
     locked: boolean,
   ): Promise<{ cursor: number | null; stored: number; reads: Map<string, RowRead> }> {
     const wanted = rowsToRead(items, this.tables, forced);
     const byTable = new Map<TableInfo, string[][]>();
     for (const { table, key } of wanted.values()) {
-      await this.ensureCasts(table, send);
       const list = byTable.get(table);
       if (list) list.push([...key]);
       else byTable.set(table, [[...key]]);
     }
+    for (const t of byTable.keys()) await this.ensureCasts(t, send);
     const msg = readMessage(byTable, this.order, (t) => this.sqlOf(t), locked ? this.lockTimeoutMs : undefined);
     // A key that is no value of its column's type fails the read; the caller isolates it like a write.
     const res = await send(msg.text);
@@ -346,9 +346,9 @@ export class ApplyEngine {
     return { cursor: mode === 'deliver' ? stored : null, stored, reads };
   }
 
-  private async ensureCasts(t: TableInfo, send: (text: string) => Promise<pg.QueryResult[]>): Promise<void> {
+  private async ensureCasts(t: TableInfo, send: (text: string, values?: unknown[]) => Promise<pg.QueryResult[]>): Promise<void> {
     if (this.sql.has(t.name)) return;
-    const res = await send(CAST_TYPES_SQL.replace('$1::regclass', `'${quoteTable(t.name).replace(/'/g, "''")}'::regclass`));
+    const res = await send(CAST_TYPES_SQL, [quoteTable(t.name)]);
     const rows = (res[0]?.rows ?? []) as { name: string; cast: string }[];
     this.sql.set(t.name, tableSql(t, new Map(rows.map((r) => [r.name, r.cast]))));
   }

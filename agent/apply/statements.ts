@@ -37,11 +37,10 @@ export const CAST_TYPES_SQL = `
 
 /** Statements of one table; `src` is a jsonb array expression with one element per row. */
 export interface TableSql {
-  /**
-   * Elements: key values. Returns per element (`ord` from 1) the canonical key, the row as text,
-   * its version. With `lock`, locks the rows that exist, in key order.
-   */
-  read(src: string, lock?: boolean): string;
+  /** Elements: key values. Returns per element (`ord` from 1) the canonical key, the row as text, its version. No locks. */
+  read(src: string): string;
+  /** Elements: key values. Locks the rows that exist, in key order. */
+  lock(src: string): string;
   /**
    * Elements: key values, version key, present, stored HLC, stored vector. Locks the rows in key
    * order and fails with HS001 unless every row is as read.
@@ -75,18 +74,22 @@ export function tableSql(t: TableInfo, cast: ReadonlyMap<string, string>): Table
   // one index probe per key whatever the table's statistics say (as a join, the planner read
   // small tables whole into a hash, and kept doing so as they grew).
   return {
-    read: (src, lock = false) =>
-      `SELECT k.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
-       FROM (SELECT u.ord, ${typedKeys('u.e')} FROM jsonb_array_elements(${src}) WITH ORDINALITY AS u(e, ord) ORDER BY ${keyNames}) k
+    read: (src) =>
+      `SELECT u.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
+       FROM jsonb_array_elements(${src}) WITH ORDINALITY AS u(e, ord)
+       CROSS JOIN LATERAL (SELECT ${typedKeys('u.e')}) k
        CROSS JOIN LATERAL (SELECT ${canonicalKey} AS pk) p
        LEFT JOIN LATERAL (
-         SELECT ${jsonbOfColumns('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${keyMatch('k')} ${lock ? 'FOR UPDATE OF b' : 'LIMIT 1'}
+         SELECT ${jsonbOfColumns('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${keyMatch('k')} LIMIT 1
        ) x ON true
        LEFT JOIN LATERAL (
          SELECT v.vv, v.hlc, v.origin, v.deleted FROM hubsync.row_version v WHERE v.key = ${name} || ' ' || p.pk::text LIMIT 1
        ) rv ON true`,
     // Rows are locked in key order (the outer rows are sorted before the LATERAL lock), so two
     // applies cannot deadlock, and the lock order is the one documented for local writers.
+    lock: (src) =>
+      `SELECT count(*) FROM (SELECT ${typedKeys('u.e')} FROM jsonb_array_elements(${src}) AS u(e) ORDER BY ${keyNames}) k
+       CROSS JOIN LATERAL (SELECT 1 FROM ${table} b WHERE ${keyMatch('k')} FOR UPDATE OF b) x`,
     check: (src, n) =>
       `SELECT hubsync.expect(count(*) FILTER (WHERE s.ok), ${n}, ${quoteLiteral(`rows of ${t.name} as read`)}) FROM (
          SELECT (x.found IS NOT NULL) = (o.e->>${k + 1})::boolean
@@ -144,7 +147,7 @@ export function readMessage(
   const present = order.filter((t) => byTable.has(t));
   // Locks first, then the reads, each its own statement: a statement that waited for a row lock
   // sees the row's new version but other tables (row_version) as of its start.
-  if (lock) for (const t of present) parts.push(sqlOf(t).read(jsonbLiteral(byTable.get(t)), true).replace(/^SELECT /, 'SELECT count(*) FROM (SELECT ') + ') l');
+  if (lock) for (const t of present) parts.push(sqlOf(t).lock(jsonbLiteral(byTable.get(t))));
   const tables = present.map((t) => {
     const keys = byTable.get(t) ?? [];
     parts.push(sqlOf(t).read(jsonbLiteral(keys)));
