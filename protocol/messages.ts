@@ -42,6 +42,16 @@ export const ChangeSchema = z.strictObject({
   pk: RowSchema,
   /** The whole new row; null for deletes. */
   row: RowSchema.nullable(),
+  /**
+   * What the row held before: for an update the old values of the columns it changed, for a
+   * delete the whole old row. Routing uses it to tell which branches held the row.
+   */
+  old: RowSchema.optional(),
+  /**
+   * Set by the hub only, on a delete: the row left the receiving branch's subset (routing), so
+   * the branch removes its copy without a tombstone. An agent sending it is refused.
+   */
+  evict: z.literal(true).optional(),
   hlc: HlcSchema,
   vv: VersionVectorSchema,
   origin: IdSchema,
@@ -162,6 +172,11 @@ export const HelloSchema = z.strictObject({
   /** The branch must bootstrap from a snapshot before it can sync (new, or behind retention). */
   bootstrap: z.boolean(),
   policy: TenantPolicySchema,
+  /**
+   * Tables this branch may send, as patterns (`schema.table`, `*` matches any run of
+   * characters): the tenant's routes. Absent: every table. The hub refuses changes of others.
+   */
+  send_tables: z.array(z.string().min(1).max(130)).max(1000).optional(),
   token_expires_at: z.string().max(40),
 });
 

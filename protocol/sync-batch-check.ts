@@ -9,7 +9,7 @@
 import { DNS_LABEL, HLC_TEXT, type SyncBatch } from './messages.js';
 
 const BATCH_KEYS = new Set(['type', 'id', 'batch_id', 'changes', 'to']);
-const CHANGE_KEYS = new Set(['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx', 'tx_end']);
+const CHANGE_KEYS = new Set(['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx', 'tx_end', 'old']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -52,6 +52,7 @@ function change(c: unknown): boolean {
     (c.op === 'insert' || c.op === 'update' || c.op === 'delete') &&
     row(c.pk) &&
     (c.row === null || row(c.row)) &&
+    (c.old === undefined || row(c.old)) &&
     typeof c.hlc === 'string' &&
     HLC_TEXT.test(c.hlc) &&
     versionVector(c.vv) &&

@@ -5,6 +5,7 @@ import { notifyControl } from './control.js';
 import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
 import { queryPrepared } from './prepared.js';
+import { RouteError, validateAttributes, validateGroups, type BranchRouting } from '../routes/route.js';
 import { assertResourceId, type Tenant } from './tenants.js';
 
 export type BranchStatus = 'active' | 'suspended';
@@ -19,6 +20,10 @@ export interface Branch {
   /** Until when the previous key still works after a rotation; null when there is none. */
   readonly previousKeyValidUntil: Date | null;
   readonly lastSeenAt: Date | null;
+  /** Routing (docs/sync-semantics.md "Routing"): the groups it belongs to, sorted. */
+  readonly groups: readonly string[];
+  /** Routing: values row filters compare with (`branch.<name>`). */
+  readonly attributes: Readonly<Record<string, string>>;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -32,12 +37,14 @@ interface BranchRow {
   prev_key_expires_at: Date | null;
   key_rotated_at: Date | null;
   last_seen_at: Date | null;
+  groups: string[];
+  attributes: Record<string, string>;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `tenant_id, id, status, key_hash, prev_key_hash, prev_key_expires_at, key_rotated_at,
-  last_seen_at, created_at, updated_at`;
+  last_seen_at, groups, attributes, created_at, updated_at`;
 
 function toBranch(r: BranchRow, now = new Date()): Branch {
   const prevValid = r.prev_key_hash !== null && r.prev_key_expires_at !== null && r.prev_key_expires_at > now;
@@ -49,6 +56,8 @@ function toBranch(r: BranchRow, now = new Date()): Branch {
     keyRotatedAt: r.key_rotated_at,
     previousKeyValidUntil: prevValid ? r.prev_key_expires_at : null,
     lastSeenAt: r.last_seen_at,
+    groups: r.groups,
+    attributes: r.attributes,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -91,6 +100,8 @@ export interface CreateBranchOptions {
   readonly status?: BranchStatus;
   /** Issue an API key now (default true). */
   readonly issueKey?: boolean;
+  readonly groups?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string>>;
   readonly argon2: Argon2Params;
   readonly source?: string;
 }
@@ -107,6 +118,7 @@ export async function createBranch(
   options: CreateBranchOptions,
 ): Promise<{ branch: Branch; apiKey: string | null }> {
   assertResourceId('branch', id);
+  const routing = checkRouting({ groups: options.groups ?? [], attributes: options.attributes ?? {} });
   const apiKey = options.issueKey === false ? null : generateApiKey();
   // Hash before taking locks: argon2 is deliberately slow.
   const hash = apiKey === null ? null : await hashApiKey(apiKey, options.argon2);
@@ -117,9 +129,9 @@ export async function createBranch(
       throw new StoreError('limit_exceeded', `tenant ${tenantId} already has its maximum of ${tenant.maxBranches} branches`);
     }
     const { rows } = await c.query<BranchRow>(
-      `INSERT INTO hub.branches (tenant_id, id, status, key_hash, key_rotated_at)
-       VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE now() END) RETURNING ${COLUMNS}`,
-      [tenantId, id, options.status ?? 'active', hash],
+      `INSERT INTO hub.branches (tenant_id, id, status, key_hash, key_rotated_at, groups, attributes)
+       VALUES ($1, $2, $3, $4, CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, $5, $6) RETURNING ${COLUMNS}`,
+      [tenantId, id, options.status ?? 'active', hash, routing.groups ?? [], JSON.stringify(routing.attributes ?? {})],
     );
     await c.query(
       `INSERT INTO ${quoteIdent(tenant.schema)}.cursors (branch_id, pos) VALUES ($1, 0)
@@ -158,6 +170,52 @@ export async function setBranchStatus(
       source,
     });
     return toBranch(rows[0]);
+  });
+}
+
+function checkRouting(r: { groups?: unknown; attributes?: unknown }): { groups?: string[]; attributes?: Record<string, string> } {
+  try {
+    return {
+      ...(r.groups === undefined ? {} : { groups: validateGroups(r.groups) }),
+      ...(r.attributes === undefined ? {} : { attributes: validateAttributes(r.attributes) }),
+    };
+  } catch (err) {
+    if (err instanceof RouteError) throw new StoreError('invalid', err.message);
+    throw err;
+  }
+}
+
+/**
+ * Sets the branch's groups and/or attributes (omitted: unchanged); a no-op without notification
+ * when nothing differs. Every hub instance reloads the tenant's routing on the notification.
+ */
+export async function setBranchRouting(
+  pool: pg.Pool,
+  tenantId: string,
+  id: string,
+  routing: Partial<BranchRouting>,
+  source = 'admin',
+): Promise<{ branch: Branch; changed: boolean }> {
+  const next = checkRouting(routing);
+  return withTransaction(pool, async (c) => {
+    const { rows } = await c.query<BranchRow>(`SELECT ${COLUMNS} FROM hub.branches WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [
+      tenantId,
+      id,
+    ]);
+    const before = rows[0];
+    if (!before) throw new StoreError('not_found', `branch ${tenantId}/${id} does not exist`);
+    const groups = next.groups ?? before.groups;
+    const attributes = next.attributes ?? before.attributes;
+    if (JSON.stringify(groups) === JSON.stringify(before.groups) && JSON.stringify(attributes) === JSON.stringify(validateAttributes(before.attributes))) {
+      return { branch: toBranch(before), changed: false };
+    }
+    const after = await c.query<BranchRow>(
+      `UPDATE hub.branches SET groups = $3, attributes = $4, updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
+      [tenantId, id, groups, JSON.stringify(attributes)],
+    );
+    await notifyControl(c, { kind: 'branch', tenant: tenantId, branch: id, op: 'updated' });
+    await appendAudit(c, { tenantId, branchId: id, event: 'branch.routing_changed', source, detail: { groups, attributes } });
+    return { branch: toBranch(after.rows[0] as BranchRow), changed: true };
   });
 }
 

@@ -8,6 +8,7 @@ import * as audit from './audit.js';
 import * as branches from './branches.js';
 import { migrate, type MigrationReport } from './migrations.js';
 import * as tenants from './tenants.js';
+import type { BranchRouting } from '../routes/route.js';
 
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { createPool, withTransaction, quoteIdent, type Queryable } from './db.js';
@@ -17,6 +18,7 @@ export { tenantSchemaName, TENANT_SCHEMA_VERSION, GLOBAL_SCHEMA_VERSION, type Mi
 export { MAX_TENANT_ID } from './tenants.js';
 export type { Tenant, TenantSpec, TenantStatus, DeletionPolicy, RateLimit, DeleteTenantResult } from './tenants.js';
 export type { Branch, BranchStatus, KeyCheck } from './branches.js';
+export type { Route, BranchRouting } from '../routes/route.js';
 export type { AuditEntry, AuditRecord, AuditQuery } from './audit.js';
 
 export interface HubStoreOptions {
@@ -78,7 +80,7 @@ export class HubStore {
   countBranches(tenantId: string) {
     return branches.countBranches(this.pool, tenantId);
   }
-  createBranch(tenantId: string, id: string, options: { status?: branches.BranchStatus; issueKey?: boolean } = {}) {
+  createBranch(tenantId: string, id: string, options: Omit<branches.CreateBranchOptions, 'argon2' | 'source'> = {}) {
     return branches.createBranch(this.pool, tenantId, id, { ...options, argon2: this.argon2, source: this.source });
   }
   suspendBranch(tenantId: string, id: string) {
@@ -89,6 +91,10 @@ export class HubStore {
   }
   setBranchStatus(tenantId: string, id: string, status: branches.BranchStatus) {
     return branches.setBranchStatus(this.pool, tenantId, id, status, this.source);
+  }
+  /** Groups and attributes (routing); omitted fields unchanged. */
+  setBranchRouting(tenantId: string, id: string, routing: Partial<BranchRouting>) {
+    return branches.setBranchRouting(this.pool, tenantId, id, routing, this.source);
   }
   deleteBranch(tenantId: string, id: string) {
     return branches.deleteBranch(this.pool, tenantId, id, this.source);

@@ -53,6 +53,16 @@ const GLOBAL: readonly Migration[] = [
       CREATE INDEX audit_log_tenant_at ON hub.audit_log (tenant_id, at);
     `,
   },
+  {
+    version: 2,
+    name: 'routing: branch groups and attributes, tenant routes',
+    sql: `
+      ALTER TABLE hub.branches
+        ADD COLUMN groups text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN attributes jsonb NOT NULL DEFAULT '{}';
+      ALTER TABLE hub.tenants ADD COLUMN routes jsonb NOT NULL DEFAULT '[]';
+    `,
+  },
 ];
 
 /** DDL of a tenant's schema, by version. `$S` stands for the quoted schema name. */

@@ -5,6 +5,7 @@ import { notifyControl } from './control.js';
 import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
 import { tenantSchemaName, upgradeTenantSchema } from './migrations.js';
+import { RouteError, validateRoutes, type Route } from '../routes/route.js';
 
 export type TenantStatus = 'active' | 'suspended';
 export type DeletionPolicy = 'retain' | 'delete';
@@ -24,6 +25,8 @@ export interface Tenant {
   readonly conflictStrategy: StrategyName;
   readonly branchPriority: readonly string[];
   readonly deletionPolicy: DeletionPolicy;
+  /** Routing (docs/sync-semantics.md "Routing"); empty: every change to every other branch. */
+  readonly routes: readonly Route[];
   readonly schemaName: string;
   readonly createdAt: Date;
   readonly updatedAt: Date;
@@ -37,6 +40,8 @@ export interface TenantSpec {
   readonly conflictStrategy?: StrategyName;
   readonly branchPriority?: readonly string[];
   readonly deletionPolicy?: DeletionPolicy;
+  /** Replaces the tenant's routes (validated against its branches' attributes). */
+  readonly routes?: readonly unknown[];
 }
 
 const ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -59,13 +64,14 @@ interface TenantRow {
   conflict_strategy: StrategyName;
   branch_priority: string[];
   deletion_policy: DeletionPolicy;
+  routes: Route[];
   schema_name: string;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-  branch_priority, deletion_policy, schema_name, created_at, updated_at`;
+  branch_priority, deletion_policy, routes, schema_name, created_at, updated_at`;
 
 function toTenant(r: TenantRow): Tenant {
   return {
@@ -79,6 +85,7 @@ function toTenant(r: TenantRow): Tenant {
     conflictStrategy: r.conflict_strategy,
     branchPriority: r.branch_priority,
     deletionPolicy: r.deletion_policy,
+    routes: r.routes,
     schemaName: r.schema_name,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -107,7 +114,8 @@ function differs(t: Tenant, spec: TenantSpec): boolean {
     (spec.rateLimit !== undefined && !same(spec.rateLimit, t.rateLimit)) ||
     (spec.conflictStrategy !== undefined && spec.conflictStrategy !== t.conflictStrategy) ||
     (spec.branchPriority !== undefined && !same(spec.branchPriority, t.branchPriority)) ||
-    (spec.deletionPolicy !== undefined && spec.deletionPolicy !== t.deletionPolicy)
+    (spec.deletionPolicy !== undefined && spec.deletionPolicy !== t.deletionPolicy) ||
+    (spec.routes !== undefined && !same(spec.routes, t.routes))
   );
 }
 
@@ -126,8 +134,8 @@ async function insertTenant(c: pg.PoolClient, id: string, spec: TenantSpec): Pro
   const version = await upgradeTenantSchema(c, schema, 0);
   const { rows } = await c.query<TenantRow>(
     `INSERT INTO hub.tenants (id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-       branch_priority, deletion_policy, schema_name, schema_version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+       branch_priority, deletion_policy, schema_name, schema_version, routes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
     [
       id,
       spec.status ?? 'active',
@@ -139,6 +147,7 @@ async function insertTenant(c: pg.PoolClient, id: string, spec: TenantSpec): Pro
       spec.deletionPolicy ?? 'retain',
       schema,
       version,
+      JSON.stringify(spec.routes ?? []),
     ],
   );
   await notifyControl(c, { kind: 'tenant', tenant: id, op: 'updated' });
@@ -157,6 +166,7 @@ export async function createTenant(pool: pg.Pool, id: string, spec: TenantSpec =
   return withTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))', [`hub-broker:tenant:${id}`]);
     if (await getTenant(c, id)) throw new StoreError('conflict', `tenant ${id} already exists`);
+    if (spec.routes !== undefined) spec = { ...spec, routes: await checkRoutes(c, id, spec.routes) };
     const retained = await schemaExists(c, tenantSchemaName(id));
     const t = retained ? await adoptRetainedSchema(c, id, spec) : await insertTenant(c, id, spec);
     await appendAudit(c, { tenantId: id, event: 'tenant.created', source, detail: { retainedSchema: retained } });
@@ -177,8 +187,8 @@ async function adoptRetainedSchema(c: pg.PoolClient, id: string, spec: TenantSpe
   // A retained schema is at version 1 or later; let migrate() bring it up to date.
   const { rows } = await c.query<TenantRow>(
     `INSERT INTO hub.tenants (id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-       branch_priority, deletion_policy, schema_name, schema_version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) RETURNING ${COLUMNS}`,
+       branch_priority, deletion_policy, schema_name, schema_version, routes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) RETURNING ${COLUMNS}`,
     [
       id,
       spec.status ?? 'active',
@@ -189,12 +199,29 @@ async function adoptRetainedSchema(c: pg.PoolClient, id: string, spec: TenantSpe
       spec.branchPriority ?? [],
       spec.deletionPolicy ?? 'retain',
       schema,
+      JSON.stringify(spec.routes ?? []),
     ],
   );
   const version = await upgradeTenantSchema(c, schema, 1);
   await c.query('UPDATE hub.tenants SET schema_version = $2 WHERE id = $1', [id, version]);
   await notifyControl(c, { kind: 'tenant', tenant: id, op: 'updated' });
   return toTenant(rows[0] as TenantRow);
+}
+
+/** Routes as saved, checked against the attribute names of the tenant's branches. */
+async function checkRoutes(q: Queryable, tenantId: string, routes: readonly unknown[]): Promise<Route[]> {
+  const { rows } = await q.query<{ names: string[] | null; branches: number }>(
+    `SELECT (SELECT array_agg(DISTINCT k) FROM hub.branches b, jsonb_object_keys(b.attributes) k WHERE b.tenant_id = $1) AS names,
+            (SELECT count(*)::int FROM hub.branches WHERE tenant_id = $1) AS branches`,
+    [tenantId],
+  );
+  const r = rows[0];
+  try {
+    return validateRoutes(routes, r && r.branches > 0 ? new Set(r.names ?? []) : null);
+  } catch (err) {
+    if (err instanceof RouteError) throw new StoreError('invalid', err.message);
+    throw err;
+  }
 }
 
 /** Changes the given fields. */
@@ -205,11 +232,12 @@ export async function updateTenant(pool: pg.Pool, id: string, spec: TenantSpec, 
     const before = rows[0];
     if (!before) throw new StoreError('not_found', `tenant ${id} does not exist`);
     const current = toTenant(before);
+    if (spec.routes !== undefined) spec = { ...spec, routes: await checkRoutes(c, id, spec.routes) };
     if (!differs(current, spec)) return current;
     const after = await c.query<TenantRow>(
       `UPDATE hub.tenants SET
          status = $2, max_branches = $3, rate_messages_per_second = $4, rate_burst = $5,
-         conflict_strategy = $6, branch_priority = $7, deletion_policy = $8, updated_at = now()
+         conflict_strategy = $6, branch_priority = $7, deletion_policy = $8, routes = $9, updated_at = now()
        WHERE id = $1 RETURNING ${COLUMNS}`,
       [
         id,
@@ -220,11 +248,13 @@ export async function updateTenant(pool: pg.Pool, id: string, spec: TenantSpec, 
         spec.conflictStrategy ?? current.conflictStrategy,
         spec.branchPriority ?? current.branchPriority,
         spec.deletionPolicy ?? current.deletionPolicy,
+        JSON.stringify(spec.routes ?? current.routes),
       ],
     );
     await notifyControl(c, { kind: 'tenant', tenant: id, op: 'updated' });
     const event = spec.status && spec.status !== current.status ? `tenant.${spec.status === 'suspended' ? 'suspended' : 'resumed'}` : 'tenant.updated';
-    await appendAudit(c, { tenantId: id, event, source });
+    const routesChanged = spec.routes !== undefined && JSON.stringify(spec.routes) !== JSON.stringify(current.routes);
+    await appendAudit(c, { tenantId: id, event, source, ...(routesChanged ? { detail: { routes: spec.routes } } : {}) });
     return toTenant(after.rows[0] as TenantRow);
   });
 }

@@ -1,0 +1,169 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Change } from '../../protocol/index.js';
+import { RoutingPolicy } from './policy.js';
+import type { BranchRouting, Route } from './route.js';
+
+const CHAIN: readonly Route[] = [
+  { name: 'catalogue', tables: ['public.product', 'public.price'], from: ['hq'], to: ['store'] },
+  { name: 'sales', tables: ['sales.*'], from: ['store'], to: ['hq'] },
+  { name: 'customers', tables: ['public.customer'], from: ['hq', 'store'], to: ['hq'] },
+  { name: 'own-customers', tables: ['public.customer'], from: ['hq', 'store'], to: ['store'], filter: 'store_id = branch.store_id' },
+];
+
+function branches(n: number): Map<string, BranchRouting> {
+  const m = new Map<string, BranchRouting>([['hq', { groups: ['hq'], attributes: {} }]]);
+  for (let i = 1; i <= n; i++) m.set(`s${i}`, { groups: ['store'], attributes: { store_id: String(i) } });
+  return m;
+}
+
+let seq = 0;
+function change(origin: string, table: string, op: Change['op'], row: Record<string, string | null> | null, old?: Record<string, string | null>): Change {
+  seq++;
+  return {
+    table,
+    op,
+    pk: { id: String(row?.id ?? old?.id ?? '1') },
+    row,
+    ...(old ? { old } : {}),
+    hlc: '0000000000000001',
+    vv: { [origin]: seq },
+    origin,
+    seq,
+    tx: String(seq),
+  };
+}
+
+describe('RoutingPolicy', () => {
+  const policy = RoutingPolicy.of(CHAIN, branches(3)) as RoutingPolicy;
+
+  it('is absent for a tenant without routes, so nothing is evaluated', () => {
+    expect(RoutingPolicy.of([], branches(3))).toBeNull();
+  });
+
+  it('lets each group send only its tables', () => {
+    expect(policy.maySend('hq', 'public.product')).toBe(true);
+    expect(policy.maySend('s1', 'public.product')).toBe(false);
+    expect(policy.maySend('s1', 'sales.receipt')).toBe(true);
+    expect(policy.maySend('hq', 'sales.receipt')).toBe(false);
+    expect(policy.maySend('s1', 'public.unrouted')).toBe(false);
+    expect(policy.sendTables('s2')).toEqual(['public.customer', 'sales.*']);
+    expect(policy.sendTables('hq')).toEqual(['public.customer', 'public.price', 'public.product']);
+  });
+
+  it('sends the catalogue to every store and a sale to hq only', () => {
+    expect([...policy.receivers(change('hq', 'public.product', 'insert', { id: '1' })).keys()].sort()).toEqual(['s1', 's2', 's3']);
+    expect([...policy.receivers(change('s2', 'sales.receipt', 'insert', { id: '1' }))]).toEqual([['hq', 'deliver']]);
+  });
+
+  it('sends a customer to hq and to its own store, not to the others nor back to its origin', () => {
+    const c = change('s2', 'public.customer', 'insert', { id: '7', store_id: '2' });
+    expect(Object.fromEntries(policy.receivers(c))).toEqual({ hq: 'deliver' });
+    const fromHq = change('hq', 'public.customer', 'insert', { id: '8', store_id: '3' });
+    expect(Object.fromEntries(policy.receivers(fromHq))).toEqual({ s3: 'deliver' });
+    expect(policy.decide('s1', fromHq)).toBe('skip');
+  });
+
+  it('evicts a row from its own writer when the write hands it to another store', () => {
+    const handOver = change('s1', 'public.customer', 'update', { id: '7', store_id: '2' }, { store_id: '1' });
+    expect(Object.fromEntries(policy.receivers(handOver))).toEqual({ hq: 'deliver', s1: 'evict', s2: 'deliver' });
+    // A store keeps its own sales: no route sends sales to stores, so nothing is evicted.
+    expect(policy.decide('s1', change('s1', 'sales.receipt', 'insert', { id: '1' }))).toBe('skip');
+  });
+
+  it('evicts a row from the store it left and sends it whole to the store it joined', () => {
+    const move = change('hq', 'public.customer', 'update', { id: '7', store_id: '3', name: 'Ada' }, { store_id: '2' });
+    expect(Object.fromEntries(policy.receivers(move))).toEqual({ s2: 'evict', s3: 'deliver' });
+    expect(policy.decide('s1', move)).toBe('skip');
+  });
+
+  it('sends a delete to the branches that held the row', () => {
+    const del = change('hq', 'public.customer', 'delete', null, { id: '7', store_id: '1' });
+    expect(Object.fromEntries(policy.receivers(del))).toEqual({ s1: 'deliver' });
+    // Without the old row (an older agent), every receiver of the table may hold it.
+    const blind = change('hq', 'public.customer', 'delete', null);
+    expect([...policy.receivers(blind).keys()].sort()).toEqual(['s1', 's2', 's3']);
+  });
+
+  it('compares numbers by value when looking receivers up ("02" is store 2)', () => {
+    const c = change('hq', 'public.customer', 'insert', { id: '9', store_id: '02' });
+    expect(Object.fromEntries(policy.receivers(c))).toEqual({ s2: 'deliver' });
+  });
+
+  it('evaluates only the candidates the attribute index yields', () => {
+    // 300 stores: a customer of store 17 written at hq is decided for store 17 and for hq (its
+    // writer, which may have to let it go), not for 300 stores.
+    const big = RoutingPolicy.of(CHAIN, branches(300)) as RoutingPolicy;
+    let calls = 0;
+    const decide = big.decide.bind(big);
+    big.decide = (b, c) => {
+      calls++;
+      return decide(b, c);
+    };
+    const c = change('hq', 'public.customer', 'insert', { id: '1', store_id: '17' });
+    expect(Object.fromEntries(big.receivers(c))).toEqual({ s17: 'deliver' });
+    expect(calls).toBe(2);
+  });
+
+  it('holds in a snapshot exactly the versions a branch would have received', () => {
+    const v = change('hq', 'public.customer', 'update', { id: '1', store_id: '2' }, { store_id: '1' });
+    expect(policy.holds('s2', v)).toBe(true);
+    expect(policy.holds('s1', v)).toBe(false);
+    expect(policy.holds('hq', change('s1', 'public.customer', 'insert', { id: '1', store_id: '1' }))).toBe(true);
+    const tomb = change('hq', 'public.customer', 'delete', null, { id: '1', store_id: '1' });
+    expect(policy.holds('s1', tomb)).toBe(true);
+    expect(policy.holds('s2', tomb)).toBe(false);
+  });
+
+  // Sequential histories (each write made after the previous one reached everyone): every
+  // branch ends holding exactly the rows its routes select from the full-mesh result.
+  it('leaves each branch with exactly the rows its routes select', () => {
+    const stores = 4;
+    const all = branches(stores);
+    const ids = [...all.keys()];
+    const p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
+    const step = fc.record({
+      origin: fc.constantFrom(...ids),
+      key: fc.integer({ min: 1, max: 5 }),
+      store: fc.integer({ min: 0, max: stores + 1 }),
+      kind: fc.constantFrom('write', 'delete'),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const truth = new Map<string, Record<string, string>>();
+        const held = new Map(ids.map((b) => [b, new Map<string, Record<string, string>>()]));
+        for (const s of steps) {
+          const key = String(s.key);
+          const prev = truth.get(key);
+          let c: Change;
+          if (s.kind === 'delete') {
+            if (!prev) continue;
+            c = change(s.origin, 'public.customer', 'delete', null, prev);
+            truth.delete(key);
+          } else {
+            const row = { id: key, store_id: String(s.store), n: String(steps.indexOf(s)) };
+            const old = prev ? Object.fromEntries(Object.entries(prev).filter(([k, v]) => row[k as keyof typeof row] !== v)) : undefined;
+            c = change(s.origin, 'public.customer', prev ? 'update' : 'insert', row, old);
+            truth.set(key, row);
+          }
+          // The origin holds what it wrote (until the hub evicts it).
+          if (truth.has(key)) held.get(s.origin)?.set(key, truth.get(key) as Record<string, string>);
+          else held.get(s.origin)?.delete(key);
+          for (const [b, d] of p.receivers(c)) {
+            const mine = held.get(b) as Map<string, Record<string, string>>;
+            if (d === 'evict' || c.op === 'delete') mine.delete(key);
+            else mine.set(key, c.row as Record<string, string>);
+          }
+        }
+        for (const b of ids) {
+          const routing = all.get(b) as BranchRouting;
+          const expected = [...truth].filter(([, row]) => b === 'hq' || row.store_id === routing.attributes.store_id);
+          const got = [...(held.get(b) as Map<string, Record<string, string>>)];
+          expect(new Map(got)).toEqual(new Map(expected));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
