@@ -8,7 +8,6 @@ import { Batcher } from './batcher.js';
 import type { HubConfig } from './config.js';
 import { InFlight, type HubContext } from './context.js';
 import { ControlListener } from './control.js';
-import type { Connection } from './connection.js';
 import { Directory } from './directory.js';
 import { MemoryEngine } from './engine/memory.js';
 import type { Engine } from './engine/types.js';
@@ -21,7 +20,7 @@ import { maintainAll } from './maintenance.js';
 import { holdNotice } from './notices.js';
 import { createMetrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
-import { ConnectionRegistry } from './registry.js';
+import { ConnectionRegistry, type HubConnection } from './registry.js';
 import { SnapshotService } from './snapshot.js';
 import { createPool, HubStore, tenantSchemaName, type ControlEvent } from './store/index.js';
 
@@ -72,7 +71,8 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
 
     const engine = await createEngine(config, logger);
     cleanup.push(() => engine.stop());
-    const registry = new ConnectionRegistry<Connection>();
+    const registry = new ConnectionRegistry<HubConnection>();
+    const directory = new Directory(store);
     const ctx: HubContext = {
       config,
       instanceId: config.instanceId,
@@ -81,9 +81,9 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       pool,
       store,
       engine,
-      directory: new Directory(store),
+      directory,
       registry,
-      fanout: new Fanout(config.instanceId, engine, registry, logger),
+      fanout: new Fanout(config.instanceId, engine, registry, directory, logger),
       limiter: new RateLimiter(engine, { tenant: config.tenantRate, branch: config.branchRate, auth: config.authRate }),
       tokens: createTokenService(config.jwtKeys, config.tokenTtlSeconds),
       snapshots: new SnapshotService(pool, {

@@ -10,6 +10,7 @@ import {
   parseAgentFrame,
   PROTOCOL_VERSION,
   type AgentToHub,
+  type Change,
   type Codec,
   type ConflictNotify,
   type ConflictReport,
@@ -26,9 +27,12 @@ import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type Clo
 import * as log from './log.js';
 import { holdNotice, takeNotices } from './notices.js';
 import { takeAll, type BucketState } from './rate-limit.js';
-import type { ConnectionInfo, RegisteredConnection } from './registry.js';
+import type { ConnectionInfo, HubConnection } from './registry.js';
 import { admitBatch, conflictRecipient } from './routing.js';
+import { entriesFor } from './routes/entries.js';
+import type { RoutingPolicy } from './routes/policy.js';
 import { SnapshotSession } from './snapshot.js';
+import { CursorWriter } from './cursor-writer.js';
 
 export interface Session {
   readonly tenantId: string;
@@ -44,7 +48,7 @@ const MAX_QUEUED_FRAMES = 32;
 /** Consecutive batches appended in one transaction (group commit), and their most changes. */
 const GROUP_BATCHES = 16;
 const GROUP_CHANGES = 5000;
-/** Least time between two cursor writes of one connection (see moveCursor). */
+/** Least time between two cursor writes of one connection (hub/cursor-writer.ts). */
 const CURSOR_WRITE_INTERVAL_MS = 100;
 /** Announcements of appended groups not yet done before the next append waits for them (see announce). */
 const MAX_ANNOUNCING = 4;
@@ -56,7 +60,14 @@ function isBatch(p: Parsed | undefined): p is ParsedBatch {
   return p !== undefined && 'frame' in p && p.frame.type === 'sync.batch';
 }
 
-export class Connection implements RegisteredConnection {
+/** The tables of a batch its sender may not send (for the audit record of a refusal). */
+function refusedTables(batch: SyncBatch, branch: string, view: TenantView | null): string[] {
+  const routing = view?.routing;
+  if (!routing) return [];
+  return [...new Set(batch.changes.map((c) => c.table))].filter((t) => !routing.maySend(branch, t)).slice(0, 20);
+}
+
+export class Connection implements HubConnection {
   readonly tenantId: string;
   readonly branchId: string;
   readonly connectedAt = new Date();
@@ -81,11 +92,9 @@ export class Connection implements RegisteredConnection {
   private violations: BucketState | undefined;
   private view: TenantView | null = null;
   private snapshot: SnapshotSession | undefined;
-  private cursorWritten = 0;
-  private cursorWanted = 0;
-  private cursorWrite: Promise<void> | undefined;
-  private cursorWrittenAt = 0;
-  private cursorTimer: NodeJS.Timeout | undefined;
+  private readonly cursor: CursorWriter;
+  /** The tables this branch was told it may send (hello), to notice when routes change them. */
+  private sendTables: string | undefined;
   private framesSeq = 0;
   /** This connection's announcements of its appends, chained so receivers are told in append order. */
   private announced: Promise<void> = Promise.resolve();
@@ -104,6 +113,13 @@ export class Connection implements RegisteredConnection {
     this.codec = session.codec;
     this.exp = session.exp;
     const c = ctx.config;
+    this.cursor = new CursorWriter(
+      {
+        write: (pos) => (this.view ? log.setCursor(ctx.pool, this.view.schema, this.branchId, pos).then(() => undefined) : Promise.resolve()),
+        failed: (err) => ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed'),
+      },
+      CURSOR_WRITE_INTERVAL_MS,
+    );
     this.delivery = new Delivery(
       {
         branchId: this.branchId,
@@ -111,7 +127,7 @@ export class Connection implements RegisteredConnection {
         deliver: (entries, shared, at) => this.deliver(entries, shared, at),
         snapshotRequired: (reason) => this.send({ type: 'snapshot.required', id: this.nextId('r'), reason }),
         readPage: (from) => this.readPage(from),
-        moveCursor: (pos) => this.moveCursor(pos),
+        moveCursor: (pos) => this.cursor.move(pos),
         closeSlow: () => {
           ctx.metrics.slowConsumers.inc({ action: 'closed' });
           this.close(CLOSE.slowConsumer);
@@ -177,7 +193,9 @@ export class Connection implements RegisteredConnection {
       if (this.closed) return;
       // Behind retention, or new to a tenant with history: the compacted state is the way in.
       const bootstrap = pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0);
-      this.cursorWritten = pos.cursor;
+      this.cursor.reset(pos.cursor);
+      const sendTables = this.view!.routing?.sendTables(this.branchId);
+      this.sendTables = JSON.stringify(sendTables);
       this.send({
         type: 'hello',
         id: this.nextId('h'),
@@ -191,6 +209,7 @@ export class Connection implements RegisteredConnection {
         log_head: pos.head,
         bootstrap,
         policy: { conflict_strategy: this.view!.conflictStrategy, branch_priority: [...this.view!.branchPriority] },
+        ...(sendTables === undefined ? {} : { send_tables: sendTables }),
         token_expires_at: new Date(this.exp * 1000).toISOString(),
       });
       this.delivery.start(pos.cursor, bootstrap, pos.head);
@@ -248,18 +267,22 @@ export class Connection implements RegisteredConnection {
     this.ws.ping();
   }
 
-  /** Re-checks status after a control notification or resync. */
+  /**
+   * Re-checks status after a control notification or resync. When the routes changed what the
+   * branch may send, it is asked to reconnect (1012), and its new hello says so.
+   */
   enforce(view: TenantView | null): void {
     this.view = view ?? this.view;
-    if (!Directory.allows(view, this.branchId)) this.close(CLOSE.suspended);
+    if (!Directory.allows(view, this.branchId)) {
+      this.close(CLOSE.suspended);
+      return;
+    }
+    if (this.greeted && view && JSON.stringify(view.routing?.sendTables(this.branchId)) !== this.sendTables) this.close(CLOSE.restart);
   }
 
   /** Writes the latest cursor now (after any write in flight), for a graceful shutdown. */
-  async flushCursor(): Promise<void> {
-    if (this.cursorTimer) clearTimeout(this.cursorTimer);
-    this.cursorTimer = undefined;
-    await this.cursorWrite;
-    await this.writeCursor();
+  flushCursor(): Promise<void> {
+    return this.cursor.flush();
   }
 
   // ------------------------------------------------------------------ inbound
@@ -476,14 +499,14 @@ export class Connection implements RegisteredConnection {
       if (elsewhere) label = 'cross_tenant';
     }
     ctx.metrics.routingRefusals.inc({ reason: label });
-    if (reason === 'unknown_target' || reason === 'self_target' || reason === 'forged_origin') {
+    if (reason !== 'batch_too_large') {
       await ctx.store
         .audit({
           tenantId: this.tenantId,
           branchId: this.branchId,
           event: 'route.refused',
           source: this.remoteAddress,
-          detail: { reason: label, to: batch.to ?? null, batch_id: batch.batch_id },
+          detail: { reason: label, to: batch.to ?? null, batch_id: batch.batch_id, ...(reason === 'forbidden_table' ? { tables: refusedTables(batch, this.branchId, this.view) } : {}) },
         })
         .catch((err: unknown) => ctx.logger.warn({ err }, 'audit write failed'));
     }
@@ -543,6 +566,7 @@ export class Connection implements RegisteredConnection {
       schema: view.schema,
       send: (f: HubToAgent) => this.send(f),
       isClosed: () => this.closed,
+      ...(view.routing ? { holds: (v: Change) => (view.routing as RoutingPolicy).holds(this.branchId, v) } : {}),
     };
     // Served in the background: acks arrive as frames, which must keep being handled meanwhile.
     void this.ctx.snapshots.serve(peer, session).then(
@@ -657,61 +681,14 @@ export class Connection implements RegisteredConnection {
     }
   }
 
-  private readPage(from: number) {
+  /** A page of the log for this branch; with routes, only what they send it (evictions included). */
+  private async readPage(from: number): Promise<log.Page> {
     const { config } = this.ctx;
-    const schema = this.view?.schema;
-    if (!schema) return Promise.reject(new Error('tenant unknown'));
-    return log.readPage(this.ctx.pool, schema, this.branchId, from, config.deliveryPageEntries, Math.floor(config.maxFrameBytes * 0.9));
-  }
-
-  /**
-   * Cursor writes are coalesced: at most one in flight and one per CURSOR_WRITE_INTERVAL_MS per
-   * connection, always the latest value; written at once when the connection closes. Every write
-   * is a commit (a WAL flush): a receiver acknowledging each delivery would otherwise cost one
-   * per delivery. A cursor a moment behind only means entries delivered again after a hub
-   * crash, which the agent skips.
-   */
-  private moveCursor(pos: number): void {
-    if (pos <= this.cursorWanted) return;
-    this.cursorWanted = pos;
-    if (this.cursorWrite || this.cursorTimer || this.closed) return;
-    const wait = this.cursorWrittenAt + CURSOR_WRITE_INTERVAL_MS - Date.now();
-    if (wait <= 0) {
-      void this.writeCursor();
-      return;
-    }
-    this.cursorTimer = setTimeout(() => {
-      this.cursorTimer = undefined;
-      void this.writeCursor();
-    }, wait);
-    this.cursorTimer.unref();
-  }
-
-  private writeCursor(): Promise<void> {
-    if (this.cursorWrite || this.cursorWanted <= this.cursorWritten || !this.view) return this.cursorWrite ?? Promise.resolve();
-    const schema = this.view.schema;
-    const pos = this.cursorWanted;
-    this.cursorWrite = log.setCursor(this.ctx.pool, schema, this.branchId, pos).then(
-      () => {
-        this.cursorWrite = undefined;
-        this.cursorWritten = pos;
-        this.cursorWrittenAt = Date.now();
-        // Moved on meanwhile: written after the interval.
-        if (this.cursorWanted > pos && !this.closed) {
-          const latest = this.cursorWanted;
-          this.cursorWanted = pos;
-          this.moveCursor(latest);
-        }
-      },
-      (err: unknown) => {
-        // Tried again at the next sync.applied (or at close), not on a timer: during a database
-        // outage thousands of connections would otherwise retry, and log, every interval.
-        this.cursorWrite = undefined;
-        this.cursorWrittenAt = Date.now();
-        this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed');
-      },
-    );
-    return this.cursorWrite;
+    const view = this.view;
+    if (!view) throw new Error('tenant unknown');
+    const routing = view.routing;
+    const page = await log.readPage(this.ctx.pool, view.schema, this.branchId, from, config.deliveryPageEntries, Math.floor(config.maxFrameBytes * 0.9), routing !== null);
+    return page.kind === 'entries' && routing ? { ...page, rows: entriesFor(routing, this.branchId, page.rows) } : page;
   }
 
   private nextId(prefix: string): string {

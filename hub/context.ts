@@ -6,7 +6,6 @@ import type pg from 'pg';
 import type { TokenService } from './auth/jwt.js';
 import type { Batcher } from './batcher.js';
 import type { HubConfig } from './config.js';
-import type { Connection } from './connection.js';
 import type { Directory } from './directory.js';
 import type { Engine } from './engine/types.js';
 import type { Fanout } from './fanout.js';
@@ -14,7 +13,7 @@ import type { ConnectPosition } from './log.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { RateLimiter } from './rate-limit.js';
-import type { ConnectionRegistry } from './registry.js';
+import type { ConnectionRegistry, HubConnection } from './registry.js';
 import type { SnapshotService } from './snapshot.js';
 import type { HubStore } from './store/index.js';
 
@@ -51,7 +50,7 @@ export interface HubContext {
   readonly store: HubStore;
   readonly engine: Engine;
   readonly directory: Directory;
-  readonly registry: ConnectionRegistry<Connection>;
+  readonly registry: ConnectionRegistry<HubConnection>;
   readonly fanout: Fanout;
   readonly limiter: RateLimiter;
   readonly tokens: TokenService;

@@ -20,8 +20,15 @@ import { receives } from './routing.js';
  */
 export const HELD_ENTRIES = 5000;
 
-/** Only notifications that carry their entries are held. */
-type Held = { readonly msg: EntriesMessage; readonly shared: SharedDeliver | null };
+/**
+ * What a notification holds for this branch, with routes (hub/routes/entries.ts): its entries
+ * (the notification's own array when it gets all of them), none, or null when the notification
+ * came without entries and the branch is a receiver (the log must be read). Undefined: no routes.
+ */
+export type Routed = readonly LogEntry[] | null | undefined;
+
+/** Only notifications whose entries for this branch are known are held. */
+type Held = { readonly msg: EntriesMessage; readonly shared: SharedDeliver | null; readonly routed: Routed };
 
 export type DeliveryMode = 'starting' | 'live' | 'catching-up' | 'paused' | 'snapshot' | 'closed';
 
@@ -116,31 +123,33 @@ export class Delivery {
     this.timer = undefined;
   }
 
-  /** A notification of new entries in the tenant log. */
-  onEntries(msg: EntriesMessage, shared: SharedDeliver | null): void {
+  /** A notification of new entries in the tenant log; `routed`: what of it is for this branch. */
+  onEntries(msg: EntriesMessage, shared: SharedDeliver | null, routed?: Routed): void {
     if (msg.last <= this.scanned) return;
+    const known = routed === undefined ? msg.entries : routed;
     if (this.mode !== 'live') {
-      if (this.mode === 'catching-up' && msg.entries && this.heldEntries + msg.entries.length <= HELD_ENTRIES) {
-        this.held.push({ msg, shared });
-        this.heldEntries += msg.entries.length;
+      if (this.mode === 'catching-up' && known && this.heldEntries + known.length <= HELD_ENTRIES) {
+        this.held.push({ msg, shared, routed });
+        this.heldEntries += known.length;
       } else {
         this.dropHeld();
         this.more = true;
       }
       return;
     }
-    if (msg.first > this.scanned + 1 || !msg.entries) {
+    if (msg.first > this.scanned + 1 || !known) {
       this.switchToCatchUp();
       return;
     }
-    if (!receives(this.port.branchId, msg.origin, msg.target)) {
+    const mine = routed === undefined ? (receives(this.port.branchId, msg.origin, msg.target) ? known : []) : known;
+    if (mine.length === 0) {
       this.scanned = msg.last;
       this.settleCursor();
       return;
     }
     if (this.overSendLimits()) return;
-    const whole = msg.first > this.scanned;
-    const entries = whole ? msg.entries : msg.entries.filter((e) => e[0] > this.scanned);
+    const whole = mine === msg.entries && msg.first > this.scanned;
+    const entries = whole ? mine : mine.filter((e) => e[0] > this.scanned);
     this.push(entries, whole ? shared : null, msg.at);
     this.scanned = msg.last;
   }
@@ -245,7 +254,7 @@ export class Delivery {
   private handOver(atHead: boolean): boolean {
     const fresh = this.held.filter((h) => h.msg.last > this.scanned).sort((a, b) => a.msg.first - b.msg.first);
     this.held = fresh;
-    this.heldEntries = fresh.reduce((n, h) => n + (h.msg.entries?.length ?? 0), 0);
+    this.heldEntries = fresh.reduce((n, h) => n + ((h.routed === undefined ? h.msg.entries : h.routed)?.length ?? 0), 0);
     if (fresh.length === 0) {
       if (!atHead) return false;
       this.mode = 'live';
@@ -258,7 +267,7 @@ export class Delivery {
     }
     this.dropHeld();
     this.mode = 'live';
-    for (const h of fresh) this.onEntries(h.msg, h.shared);
+    for (const h of fresh) this.onEntries(h.msg, h.shared, h.routed);
     return true;
   }
 

@@ -4,6 +4,7 @@
  * connect path and per-frame routing never query the database for it.
  */
 import type { Rate } from './config.js';
+import { RoutingPolicy } from './routes/policy.js';
 import type { HubStore, Tenant } from './store/index.js';
 
 export interface TenantView {
@@ -15,10 +16,14 @@ export interface TenantView {
   readonly branchPriority: readonly string[];
   /** Every branch of the tenant and whether it is active. */
   readonly branches: ReadonlyMap<string, { readonly active: boolean }>;
+  /** The tenant's routes compiled against its branches; null: everything to everyone. */
+  readonly routing: RoutingPolicy | null;
 }
 
 export class Directory {
   private readonly tenants = new Map<string, Promise<TenantView | null>>();
+  /** The last view each load resolved with, for callers that cannot wait (fan-out). */
+  private readonly loaded = new Map<string, TenantView>();
 
   constructor(private readonly store: HubStore) {}
 
@@ -54,6 +59,12 @@ export class Directory {
 
   forget(tenantId: string): void {
     this.tenants.delete(tenantId);
+    this.loaded.delete(tenantId);
+  }
+
+  /** The tenant as last loaded, without waiting; undefined when it never was. */
+  peek(tenantId: string): TenantView | undefined {
+    return this.loaded.get(tenantId);
   }
 
   cached(): string[] {
@@ -75,6 +86,13 @@ export class Directory {
   }
 
   private async load(tenantId: string): Promise<TenantView | null> {
+    const view = await this.read(tenantId);
+    if (view) this.loaded.set(tenantId, view);
+    else this.loaded.delete(tenantId);
+    return view;
+  }
+
+  private async read(tenantId: string): Promise<TenantView | null> {
     const tenant = await this.store.getTenant(tenantId);
     if (!tenant) return null;
     const branches = await this.store.listBranches(tenantId);
@@ -86,6 +104,7 @@ export class Directory {
       conflictStrategy: tenant.conflictStrategy,
       branchPriority: tenant.branchPriority,
       branches: new Map(branches.map((b) => [b.id, { active: b.status === 'active' }])),
+      routing: RoutingPolicy.of(tenant.routes, new Map(branches.map((b) => [b.id, { groups: b.groups, attributes: b.attributes }]))),
     };
   }
 }

@@ -14,6 +14,7 @@ export type HubErrorCode =
   | 'forged_origin'
   | 'unknown_target'
   | 'forbidden_target'
+  | 'forbidden_table'
   | 'rate_limited'
   | 'snapshot_unavailable'
   | 'token_invalid'
@@ -62,6 +63,8 @@ const SPECS: Record<HubErrorCode, ErrorSpec> = {
   forged_origin: { violation: true, http: 403 },
   unknown_target: { violation: false, http: 404 },
   forbidden_target: { violation: true, http: 403 },
+  // Routes changed under an agent, or one configured with a table its groups may not send: not an attack.
+  forbidden_table: { violation: false, http: 403 },
   rate_limited: { violation: false, http: 429 },
   snapshot_unavailable: { violation: false, http: 503 },
   token_invalid: { violation: true, http: 401 },

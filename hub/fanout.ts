@@ -4,11 +4,13 @@
  * the tenant. A notification is only a wake-up; connections re-read the log when in doubt.
  */
 import type { ConflictNotify, LogEntry } from '../protocol/index.js';
-import type { Connection } from './connection.js';
 import { CLOSE } from './errors.js';
+import type { Directory } from './directory.js';
 import type { Engine, EntriesMessage, InstanceMessage } from './engine/types.js';
 import type { Logger } from './logger.js';
-import type { ConnectionRegistry } from './registry.js';
+import { routeEntries } from './routes/entries.js';
+import type { RoutingPolicy } from './routes/policy.js';
+import type { ConnectionRegistry, HubConnection } from './registry.js';
 import { serversToNotify } from './routing.js';
 import type { SharedDeliver } from './delivery.js';
 
@@ -21,18 +23,40 @@ export class Fanout {
   constructor(
     private readonly instanceId: string,
     private readonly engine: Engine,
-    private readonly registry: ConnectionRegistry<Connection>,
+    private readonly registry: ConnectionRegistry<HubConnection>,
+    private readonly directory: Directory,
     private readonly logger: Logger,
   ) {}
 
-  /** After an append committed: wake every connection that should receive the entries. */
+  /**
+   * After an append committed: wake every connection that should receive the entries. With
+   * routes, only instances holding a receiver get the entries; the others get the range alone,
+   * so their connections move past it without reading the log.
+   */
   async publish(msg: EntriesMessage): Promise<void> {
-    this.deliverLocal(msg);
+    const routing = this.routingOf(msg.tenant);
+    const routed = routing && msg.entries ? routeEntries(routing, msg.entries, msg.target) : null;
+    this.deliverLocal(msg, routed);
     if (this.engine.kind === 'memory') return;
     try {
       const locations = await this.engine.locate(msg.tenant);
-      const servers = serversToNotify(locations, msg.origin, msg.target, this.instanceId);
-      await Promise.all(servers.map((s) => this.engine.send(s, msg)));
+      if (!routed) {
+        const servers = serversToNotify(locations, msg.origin, msg.target, this.instanceId);
+        await Promise.all(servers.map((s) => this.engine.send(s, msg)));
+        return;
+      }
+      const receivers = [...routed.keys()];
+      const holding = new Set<string>();
+      const others = new Set<string>();
+      for (const [branch, loc] of locations) {
+        if (loc.server === this.instanceId) continue;
+        (routed.has(branch) ? holding : others).add(loc.server);
+      }
+      const { entries: _entries, ...range } = msg;
+      await Promise.all([
+        ...[...holding].map((s) => this.engine.send(s, { ...msg, receivers })),
+        ...[...others].filter((s) => !holding.has(s)).map((s) => this.engine.send(s, { ...range, receivers: [] })),
+      ]);
     } catch (err) {
       // Remote branches then see the entries at their next poll of the log head.
       this.logger.warn({ err, tenant: msg.tenant }, 'could not notify other instances');
@@ -59,9 +83,12 @@ export class Fanout {
   /** Messages from other instances (and this instance's own probes). */
   receive(m: InstanceMessage): void {
     switch (m.kind) {
-      case 'entries':
-        this.deliverLocal(m);
+      case 'entries': {
+        // Routed by the publisher's view of the routes; this instance applies its own to the entries.
+        const routing = m.receivers === undefined ? null : this.routingOf(m.tenant);
+        this.deliverLocal(m, routing && m.entries ? routeEntries(routing, m.entries, m.target) : null);
         return;
+      }
       case 'kick': {
         const conn = this.registry.get(m.tenant, m.branch);
         if (conn && conn.gen <= m.gen) conn.close(CLOSE.replaced);
@@ -77,11 +104,20 @@ export class Fanout {
     }
   }
 
-  private deliverLocal(msg: EntriesMessage): void {
+  /** `routed`: entries per receiving branch (routes); null: every connection judges the whole notification. */
+  private deliverLocal(msg: EntriesMessage, routed: ReadonlyMap<string, readonly LogEntry[]> | null): void {
     let shared: SharedDeliver | null = null;
+    const receivers = msg.receivers === undefined ? null : new Set(msg.receivers);
     for (const conn of this.registry.ofTenant(msg.tenant)) {
       if (msg.entries && !shared) shared = { entries: msg.entries as readonly LogEntry[], encoded: new Map() };
-      conn.delivery.onEntries(msg, shared);
+      if (routed) conn.delivery.onEntries(msg, shared, routed.get(conn.branchId) ?? []);
+      // Without the entries: a receiver reads the log, anyone else moves past the range.
+      else if (receivers) conn.delivery.onEntries(msg, shared, receivers.has(conn.branchId) ? null : []);
+      else conn.delivery.onEntries(msg, shared);
     }
+  }
+
+  private routingOf(tenant: string): RoutingPolicy | null {
+    return this.directory.peek(tenant)?.routing ?? null;
   }
 }

@@ -195,14 +195,15 @@ interface PageQueryRow {
   rows: [number, Change, number, number][];
 }
 
-function forBranch(alias = ''): string {
-  const p = alias ? `${alias}.` : '';
-  return `${p}origin <> $2 AND (${p}target IS NULL OR ${p}target = $2)`;
+/** `own`: the branch's own entries too (with routes, a write of its own may evict a row from it). */
+function forBranch(own: boolean): string {
+  const targeted = '(target IS NULL OR target = $2)';
+  return own ? targeted : `origin <> $2 AND ${targeted}`;
 }
 
 /**
- * Reads the next page for `branch` after offset `from`: entries of other origins, broadcast
- * or targeted at it, at most `limit` rows and about `maxBytes`, whole source transactions.
+ * Reads the next page for `branch` after offset `from`: entries of other origins (or all, `own`),
+ * broadcast or targeted at it, at most `limit` rows and about `maxBytes`, whole source transactions.
  * Head and rows come from one statement (one snapshot), so `scanned` never skips an offset
  * that commits later.
  */
@@ -213,6 +214,7 @@ export async function readPage(
   from: number,
   limit: number,
   maxBytes: number,
+  own = false,
 ): Promise<Page> {
   const s = quoteIdent(schema);
   const { rows } = await q.query<PageQueryRow>(
@@ -220,7 +222,7 @@ export async function readPage(
             coalesce((SELECT json_agg(json_build_array(l.pos, l.change, octet_length(l.change::text),
                                       floor(extract(epoch FROM l.appended_at) * 1000)) ORDER BY l.pos)
                         FROM (SELECT pos, change, appended_at FROM ${s}.log
-                               WHERE pos > $1 AND ${forBranch()} ORDER BY pos LIMIT $3) l), '[]') AS rows
+                               WHERE pos > $1 AND ${forBranch(own)} ORDER BY pos LIMIT $3) l), '[]') AS rows
        FROM ${s}.meta m`,
     [from, branch, limit],
   );
@@ -242,7 +244,7 @@ export async function readPage(
   const ext = await q.query<{ pos: string; change: Change; bytes: number; at: string }>(
     `SELECT pos, change, octet_length(change::text) AS bytes, floor(extract(epoch FROM appended_at) * 1000) AS at
        FROM ${s}.log
-      WHERE pos > $1 AND ${forBranch()}
+      WHERE pos > $1 AND ${forBranch(own)}
         AND pos <= (SELECT max(pos) FROM ${s}.log WHERE origin = $3 AND change->>'tx' = $4 AND pos > $1)
       ORDER BY pos`,
     [from, branch, firstRow.change.origin, firstRow.change.tx],

@@ -2,7 +2,10 @@
  * The live connections of this instance, by tenant and branch. At most one connection per
  * branch: a newer one replaces the older (which is closed with 4009).
  */
-import type { DeliveryMode } from './delivery.js';
+import type { HubToAgent } from '../protocol/index.js';
+import type { Delivery, DeliveryMode } from './delivery.js';
+import type { TenantView } from './directory.js';
+import type { CloseCode } from './errors.js';
 
 /** What the registry (and the admin API) needs of a connection. */
 export interface RegisteredConnection {
@@ -13,6 +16,25 @@ export interface RegisteredConnection {
   readonly remoteAddress: string;
   readonly codecName: string;
   info(): ConnectionInfo;
+}
+
+/**
+ * What the rest of the hub (fan-out, control, shutdown) uses of a branch connection. Declared
+ * here rather than taken from connection.ts, so that those modules and the context do not
+ * import the connection that imports them.
+ */
+export interface HubConnection extends RegisteredConnection {
+  readonly delivery: Delivery;
+  readonly alive: boolean;
+  send(frame: HubToAgent): boolean;
+  close(code: CloseCode): void;
+  terminate(): void;
+  ping(): void;
+  /** Re-checks status (and routing) after a control notification or resync. */
+  enforce(view: TenantView | null): void;
+  noticeHeld(): void;
+  flushed(): Promise<void>;
+  flushCursor(): Promise<void>;
 }
 
 export interface ConnectionInfo {

@@ -10,6 +10,7 @@ const tenant: TenantView = {
   rate: null,
   conflictStrategy: 'last-write-wins',
   branchPriority: [],
+  routing: null,
   branches: new Map([
     ['a', { active: true }],
     ['b', { active: true }],

@@ -13,7 +13,7 @@ export interface Sender {
 }
 
 /** Why a frame was refused, for metrics and the audit log. `cross_tenant` is reported as `unknown_target`. */
-export type RefusalReason = 'batch_too_large' | 'forged_origin' | 'self_target' | 'unknown_target';
+export type RefusalReason = 'batch_too_large' | 'forged_origin' | 'forbidden_table' | 'hub_only_field' | 'self_target' | 'unknown_target';
 
 export type Admission =
   | { readonly ok: true; readonly target: string | null }
@@ -38,6 +38,15 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
     const c = batch.changes[i] as Change;
     if (c.origin !== sender.branchId) {
       return refuse('forged_origin', new HubError('forged_origin', `changes.${i}.origin: must be the sending branch (${sender.branchId})`));
+    }
+    if (c.evict !== undefined) {
+      return refuse('hub_only_field', new HubError('invalid_frame', `changes.${i}.evict: set by the hub only`));
+    }
+    if (tenant.routing && !tenant.routing.maySend(sender.branchId, c.table)) {
+      return refuse(
+        'forbidden_table',
+        new HubError('forbidden_table', `changes.${i}.table: no route lets branch ${sender.branchId} send "${c.table.slice(0, 130)}"`),
+      );
     }
   }
   if (batch.to === undefined) return { ok: true, target: null };

@@ -15,6 +15,8 @@ export interface SnapshotPeer {
   readonly schema: string;
   send(frame: HubToAgent): void;
   isClosed(): boolean;
+  /** With routes: whether the branch holds this version (hub/routes/policy.ts); absent: every version. */
+  readonly holds?: (version: Change) => boolean;
 }
 
 export interface SnapshotLimits {
@@ -144,6 +146,7 @@ export class SnapshotService {
     let sent = 0;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      // With routes, total counts every version of the tenant: an upper bound for progress.
       const meta = await client.query<{ offset: string; total: string }>(
         `SELECT m.compacted_upto AS offset, (SELECT coalesce(sum(jsonb_array_length(versions)), 0) FROM ${s}.state) AS total
            FROM ${s}.meta m`,
@@ -170,6 +173,7 @@ export class SnapshotService {
         if (rows.length === 0) break;
         for (const r of rows) {
           for (const v of r.versions) {
+            if (peer.holds && !peer.holds(v)) continue;
             const size = JSON.stringify(v).length;
             if (chunk.length > 0 && (chunk.length >= chunkRows || bytes + size > chunkBytes)) await flush();
             chunk.push(v);

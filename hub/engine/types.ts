@@ -28,6 +28,11 @@ export interface EntriesMessage {
   readonly at: number;
   /** Absent when too large to carry: receivers read the log. */
   readonly entries?: readonly LogEntry[];
+  /**
+   * A tenant with routes: the branches that receive any of the entries. The others only move
+   * past the range; an instance holding none of them is sent the range without the entries.
+   */
+  readonly receivers?: readonly string[];
 }
 
 /** Close the branch's connection on the receiving instance if its generation is at most `gen`. */
