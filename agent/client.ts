@@ -29,6 +29,7 @@ import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Outbox } from './outbox.js';
+import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
@@ -474,6 +475,7 @@ class Connection {
     this.hello = h;
     this.arm();
     this.deps.engine.setPolicy(h.policy);
+    this.deps.outbox.sendable = sendableTables(h.send_tables);
     const expires = Date.parse(h.token_expires_at);
     if (Number.isFinite(expires)) this.grant = { ...this.grant, expiresAtMs: expires };
     this.scheduleRefresh();

@@ -4,6 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../test/support/pg.js';
 import { loadInstalledTables } from './catalog.js';
 import { AgentError } from './errors.js';
 import { install, uninstall } from './install.js';
+import { HUBSYNC_SCHEMA_VERSION } from './sql/schema.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -181,7 +182,7 @@ describe('upgrade from schema version 1', () => {
     await install(pool, { ...ids, tables: [{ name: 'shop.orders' }, { name: 'shop.customer' }] });
     const { rows } = await pool.query(`SELECT m.version, a."cursor"::int, a.bootstrapped, a.clock_floor::int, s.last_ack_at IS NOT NULL AS acked
       FROM hubsync.meta m, hubsync.apply_state a, hubsync.send_state s`);
-    expect(rows).toEqual([{ version: 2, cursor: 4242, bootstrapped: true, clock_floor: 77, acked: true }]);
+    expect(rows).toEqual([{ version: HUBSYNC_SCHEMA_VERSION, cursor: 4242, bootstrapped: true, clock_floor: 77, acked: true }]);
     const cols = await pool.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'hubsync' AND table_name = 'meta' ORDER BY 1`);
     expect(cols.rows.map((r) => r.column_name)).toEqual(['branch_id', 'installed_at', 'singleton', 'tenant_id', 'version']);
     // Applies lock tables in configuration order, not by name.

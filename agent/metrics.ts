@@ -25,6 +25,7 @@ export class AgentMetrics {
   readonly hubErrors: Counter<'code'>;
   readonly tokenRequests: Counter<'result'>;
   readonly sendBlocked: Gauge;
+  readonly unsendable: Counter<'table'>;
 
   constructor(labels: { tenant: string; branch: string }, defaults = true) {
     const r = this.registry;
@@ -59,6 +60,12 @@ export class AgentMetrics {
     this.applyFallbacks = new Counter({
       name: `${p}apply_fallbacks_total`,
       help: 'Apply chunks halved to isolate a change the database refused',
+      registers: [r],
+    });
+    this.unsendable = new Counter({
+      name: `${p}unrouted_changes_total`,
+      help: 'Local changes not sent because no route lets this branch send their table (dropped from the outbox)',
+      labelNames: ['table'],
       registers: [r],
     });
     this.cursor = new Gauge({ name: `${p}cursor`, help: 'Highest hub log offset applied', registers: [r] });

@@ -76,6 +76,34 @@ describe('Outbox', () => {
     }
   }
 
+  it('tells what a row held before: the changed columns of an update, the whole row of a delete', async () => {
+    await pool.query(`ALTER TABLE public.t ADD COLUMN IF NOT EXISTS w text`);
+    await install(pool, { tenantId: 'acme', branchId: 'b1', tables: [{ name: 'public.t' }] });
+    await tx(`INSERT INTO t VALUES (1, 'a', 'x')`);
+    await tx(`UPDATE t SET v = 'b' WHERE id = 1`);
+    await tx(`UPDATE t SET w = NULL WHERE id = 1`);
+    await tx(`DELETE FROM t WHERE id = 1`);
+    const b = await next({ batchSize: 100, maxPerBatch: 1000 });
+    const [ins, up1, up2, del] = b?.changes ?? [];
+    expect(ins?.old).toBeUndefined();
+    expect(up1).toMatchObject({ op: 'update', row: { id: '1', v: 'b', w: 'x' }, old: { v: 'a' } });
+    expect(up2).toMatchObject({ op: 'update', row: { id: '1', v: 'b', w: null }, old: { w: 'x' } });
+    expect(del).toMatchObject({ op: 'delete', row: null, old: { id: '1', v: 'b', w: null } });
+    await pool.query(`ALTER TABLE public.t DROP COLUMN w`);
+    await install(pool, { tenantId: 'acme', branchId: 'b1', tables: [{ name: 'public.t' }] });
+  });
+
+  it('drops, unsent, the changes of tables the routes do not let this branch send', async () => {
+    const dropped: [string, number][] = [];
+    const routed = new Outbox(pool, 'b1');
+    routed.sendable = (t) => t !== 'public.t';
+    routed.onUnsendable = (t, n) => dropped.push([t, n]);
+    await tx(`INSERT INTO t VALUES (1, 'a'), (2, 'b')`);
+    expect(await routed.next({ batchSize: 100, maxPerBatch: 1000 })).toBeNull();
+    expect(dropped).toEqual([['public.t', 2]]);
+    expect(await routed.pending()).toBe(0);
+  });
+
   it('turns captured rows into protocol changes', async () => {
     await tx(`INSERT INTO t VALUES (1, 'a')`);
     await tx(`DELETE FROM t WHERE id = 1`);

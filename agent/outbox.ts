@@ -10,6 +10,7 @@
  * all syncing, and deleting what was acknowledged already tracks what was sent, row by row.
  */
 import type { Change, Op, Row, VersionVector } from '../protocol/messages.js';
+import { keepSendable } from './send-tables.js';
 import { encodeHlc, hlcFromBigInt } from '../protocol/hlc.js';
 import { normalize } from '../protocol/version-vector.js';
 import type { Queryable } from './db.js';
@@ -58,6 +59,8 @@ interface LogRow {
   op: Op;
   pk: Row;
   row: Row | null;
+  /** The row before an update or delete (schema version 3). */
+  old: Row | null;
   hlc: string;
   vv: VersionVector;
 }
@@ -79,12 +82,21 @@ export interface ReadOptions {
   readonly exclude?: readonly string[];
 }
 
+/** The old values of the columns an update changed (the rest are in its row). */
+export function changedBefore(old: Row, row: Row): Row {
+  const out: Row = {};
+  for (const k of Object.keys(old)) if (old[k] !== row[k]) out[k] = old[k] ?? null;
+  return out;
+}
+
 export function toChange(r: LogRow, origin: string, txEnd: boolean): Change {
+  const old = r.old === null || r.op === 'insert' ? null : r.op === 'update' && r.row ? changedBefore(r.old, r.row) : r.old;
   const c: Change = {
     table: r.tbl,
     op: r.op,
     pk: r.pk,
     row: r.op === 'delete' ? null : r.row,
+    ...(old === null ? {} : { old }),
     hlc: encodeHlc(hlcFromBigInt(BigInt(r.hlc))),
     vv: normalize(r.vv),
     origin,
@@ -95,6 +107,11 @@ export function toChange(r: LogRow, origin: string, txEnd: boolean): Change {
 }
 
 export class Outbox {
+  /** From hello: the tables the hub's routes let this branch send; null: all. */
+  sendable: ((table: string) => boolean) | null = null;
+  /** Told of outbox rows deleted unsent because their table may not be sent. */
+  onUnsendable: (table: string, n: number) => void = () => undefined;
+
   constructor(
     private readonly q: Queryable,
     private readonly branchId: string,
@@ -110,13 +127,13 @@ export class Outbox {
     const exclude = options.exclude ?? [];
     const head = await this.q.query<LogRow & { n: number }>(
       `WITH head AS (
-         SELECT seq, tx, tbl, op, pk, "row", hlc, vv FROM hubsync.change_log
+         SELECT seq, tx, tbl, op, pk, "row", old, hlc, vv FROM hubsync.change_log
          WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2
        ), n AS (
          SELECT c.tx, count(*)::int AS n FROM hubsync.change_log c
          WHERE c.tx IN (SELECT tx FROM head) AND c.seq <> ALL($1::bigint[]) GROUP BY c.tx
        )
-       SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.hlc::text AS hlc, h.vv, n.n
+       SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.old, h.hlc::text AS hlc, h.vv, n.n
          FROM head h JOIN n ON n.tx = h.tx ORDER BY h.seq`,
       // One row more than a batch holds: its transaction tells whether anything is left over.
       [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch)) + 1],
@@ -141,7 +158,7 @@ export class Outbox {
     const short = plan.filter((p) => (byTx.get(p.tx)?.length ?? 0) < p.take);
     if (short.length > 0) {
       const rest = await this.q.query<LogRow>(
-        `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", hlc::text AS hlc, vv FROM hubsync.change_log
+        `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", old, hlc::text AS hlc, vv FROM hubsync.change_log
          WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) ORDER BY seq`,
         [short.map((p) => p.tx), exclude],
       );
@@ -161,7 +178,20 @@ export class Outbox {
     if (changes.length === 0) return null;
     let known = 0;
     for (const n of count.values()) known += n;
-    return { changes, seqs, more: changes.length < known };
+    const more = changes.length < known;
+    if (!this.sendable) return { changes, seqs, more };
+    const kept = keepSendable(changes, seqs, this.sendable);
+    if (kept.dropped.length > 0) await this.dropUnsendable(kept.dropped);
+    // Everything read was unsendable: read on.
+    if (kept.changes.length === 0) return this.next(options);
+    return { changes: kept.changes, seqs: kept.seqs, more };
+  }
+
+  private async dropUnsendable(dropped: readonly { seq: string; table: string }[]): Promise<void> {
+    await this.q.query('DELETE FROM hubsync.change_log WHERE seq = ANY($1::bigint[])', [dropped.map((d) => d.seq)]);
+    const byTable = new Map<string, number>();
+    for (const d of dropped) byTable.set(d.table, (byTable.get(d.table) ?? 0) + 1);
+    for (const [table, n] of byTable) this.onUnsendable(table, n);
   }
 
   /** The hub holds these changes durably: drop them from the outbox. */

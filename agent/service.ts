@@ -92,6 +92,13 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     });
     const outbox = new Outbox(pool, config.branchId);
     const metrics = new AgentMetrics({ tenant: config.tenantId, branch: config.branchId });
+    const warnedUnsendable = new Set<string>();
+    outbox.onUnsendable = (table, n) => {
+      metrics.unsendable.inc({ table }, n);
+      if (warnedUnsendable.has(table)) return;
+      warnedUnsendable.add(table);
+      log.warn({ table }, 'local changes of this table are not sent: no route of the tenant lets this branch send it');
+    };
     if (config.metricsPort !== undefined) {
       metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
       log.info({ port: config.metricsPort }, 'serving /metrics');

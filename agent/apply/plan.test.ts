@@ -62,6 +62,18 @@ describe('planChunk', () => {
     expect(plan).toMatchObject({ applied: 5, skipped: 0, top: 5 });
   });
 
+  it('an eviction drops the row and forgets its version, even a newer local one, and nothing of a row never here', () => {
+    const local = { vv: { here: 9 }, hlc: hlc(ctx.now), origin: 'here', deleted: false };
+    const evict = item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 1 } });
+    const plan = planChunk({ items: [evict, item(2, { k: '2', op: 'delete', row: null, evict: true })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, local), absent('2')), ctx });
+    expect(plan.rows.map((r) => [r.key, r.write, r.version])).toEqual([[['1'], 'delete', null]]);
+    expect(plan.conflicts).toEqual([]);
+    // Moved back in later in the same chunk: the row arrives whole, as new.
+    const back = item(3, { k: '1', op: 'update', row: { k: '1', v: '7', note: 'x' }, vv: { there: 2 } });
+    const again = planChunk({ items: [evict, back], cursor: 0, reads: reads(present('1', { v: '5', note: null }, local)), ctx });
+    expect(again.rows.map((r) => [r.write, r.values, r.version?.vv])).toEqual([['replace', ['1', '7', 'x'], { there: 2 }]]);
+  });
+
   it('skips entries at or below the cursor and stale changes, and moves the cursor to the last offset', () => {
     const items = [item(3, { k: '1' }), item(4, { k: '1', vv: { there: 9 } }), item(5, { k: '1', vv: { there: 2 } })];
     const plan = planChunk({ items, cursor: 3, reads: reads(absent('1')), ctx });

@@ -54,8 +54,8 @@ export interface RowPlan {
   /** Columns to write and their text values: all given since the row was (re)inserted, or the non-key ones changed. */
   readonly columns: readonly string[];
   readonly values: readonly (string | null)[];
-  /** The version after the chunk. */
-  readonly version: Version;
+  /** The version after the chunk; null: forgotten (the hub evicted the row: it left this branch's subset). */
+  readonly version: Version | null;
 }
 
 export interface ConflictPlan {
@@ -207,6 +207,15 @@ export function planChunk(input: {
       };
       states.set(id, s);
     }
+    if (it.change.evict === true) {
+      // Routing took the row out of this branch's subset: drop the copy and its version, no
+      // tombstone (the row lives on elsewhere), nothing to resolve.
+      applied++;
+      s.present = false;
+      s.version = null;
+      s.changed = true;
+      return;
+    }
     const local = s.version;
     const incoming = incomingVersion(it.change);
     const st = strategy(c.table);
@@ -252,7 +261,9 @@ export function planChunk(input: {
 
   const rows: RowPlan[] = [];
   for (const s of states.values()) {
-    if (!s.changed || s.version === null) continue;
+    if (!s.changed) continue;
+    // Evicted, and there was nothing here to drop.
+    if (s.version === null && s.read.stored === null && s.read.cur === null) continue;
     const was = s.read.cur !== null;
     let write: RowWrite;
     let columns: string[] = [];

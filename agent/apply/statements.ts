@@ -5,6 +5,7 @@
  * on the agent's event loop. A message of several statements cannot carry parameters, so each
  * statement takes its rows as one jsonb literal; identifiers come from `hubsync.tables`, quoted.
  */
+import type { Version } from '../../protocol/conflict.js';
 import { hlcToBigInt, decodeHlc } from '../../protocol/hlc.js';
 import { normalize } from '../../protocol/version-vector.js';
 import type { TableInfo } from '../catalog.js';
@@ -227,7 +228,7 @@ export function applyMessage(input: {
       else parts.push(sqlOf(t).insert(columns, jsonbLiteral(rows.map((r) => r.values)), rows.length));
     }
   }
-  const fresh = plan.rows.filter((r) => r.read.stored === null);
+  const fresh = plan.rows.filter((r): r is RowPlan & { version: Version } => r.read.stored === null && r.version !== null);
   if (fresh.length > 0) {
     const src = fresh.map((r) => [`${r.table.name} ${r.read.pkText}`, r.table.name, r.read.pk, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted]);
     parts.push(
@@ -237,7 +238,16 @@ export function applyMessage(input: {
        SELECT hubsync.expect(count(*), ${fresh.length}, 'new row versions') FROM w`,
     );
   }
-  const known = plan.rows.filter((r) => r.read.stored !== null);
+  // Evicted rows: their versions go too (the rows were locked and checked as read above).
+  const forgotten = plan.rows.filter((r) => r.read.stored !== null && r.version === null);
+  if (forgotten.length > 0) {
+    const keys = forgotten.map((r) => `${r.table.name} ${r.read.pkText}`);
+    parts.push(
+      `WITH w AS (DELETE FROM hubsync.row_version WHERE key = ANY (SELECT jsonb_array_elements_text(${jsonbLiteral(keys)})) RETURNING 1)
+       SELECT hubsync.expect(count(*), ${forgotten.length}, 'evicted row versions') FROM w`,
+    );
+  }
+  const known = plan.rows.filter((r): r is RowPlan & { version: Version } => r.read.stored !== null && r.version !== null);
   if (known.length > 0) {
     const src = known.map((r) => [`${r.table.name} ${r.read.pkText}`, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted, r.read.stored?.vv, r.read.stored?.hlc]);
     parts.push(

@@ -61,8 +61,8 @@ const bumpedVv = (b: string): string =>
 
 /** Appends the change with version `nvv`/`nhlc` and learns whether the agent sleeps, in one statement. */
 function logChange(tbl: string, kind: 'insert' | 'update' | 'delete', from: string): string {
-  return `INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
-      SELECT pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, v.hlc, v.vv FROM ${from}
+  return `INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", old, hlc, vv)
+      SELECT pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, ${kind === 'insert' ? 'NULL' : 'o'}, v.hlc, v.vv FROM ${from}
       RETURNING (SELECT w.waiting FROM hubsync.wake w) INTO asleep;`;
 }
 
@@ -119,11 +119,13 @@ export function captureSql(t: TableInfo, branch: string): CaptureSql {
   // Key and row as text. When the table's types depend on settings, the fast path runs if the
   // session already has them (the usual case), else a helper with the settings in its SET clause
   // renders the row: a SET clause on the trigger itself would cost every write several µs.
-  const keyFromRow = `pg_catalog.jsonb_build_object(${t.pk.map((c) => `${quoteLiteral(c)}, r ${op('->')} ${quoteLiteral(c)}`).join(', ')})`;
-  const build = (rec: 'NEW' | 'OLD', target: 'k' | 'kr'): string => {
-    const fast = target === 'k' ? `k := ${jsonbOf(rec, t.pk)};` : `k := ${jsonbOf(rec, t.pk)};\n      r := ${jsonbOf(rec, names)};`;
+  const keyFrom = (v: string) => `pg_catalog.jsonb_build_object(${t.pk.map((c) => `${quoteLiteral(c)}, ${v} ${op('->')} ${quoteLiteral(c)}`).join(', ')})`;
+  // Key and row of NEW into k and r; of OLD into k and o (the row before, for routing).
+  const build = (rec: 'NEW' | 'OLD'): string => {
+    const v = rec === 'NEW' ? 'r' : 'o';
+    const fast = `k := ${jsonbOf(rec, t.pk)};\n      ${v} := ${jsonbOf(rec, names)};`;
     if (!pinned) return fast;
-    const slow = `r := ${helper}(${rec});\n      k := ${keyFromRow};`;
+    const slow = `${v} := ${helper}(${rec});\n      k := ${keyFrom(v)};`;
     return `IF fast THEN\n      ${fast}\n    ELSE\n      ${slow}\n    END IF;`;
   };
   const helperSql = pinned
@@ -139,6 +141,7 @@ AS $hubsync$
 DECLARE
   k pg_catalog.jsonb;
   r pg_catalog.jsonb;
+  o pg_catalog.jsonb;
   old_k pg_catalog.jsonb;
   new_k pg_catalog.jsonb;
   asleep pg_catalog.bool;
@@ -150,14 +153,14 @@ BEGIN
   IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
   ${pinned ? `fast := ${t.pins.map((p) => `(${ALREADY_PINNED[p]})`).join(` AND `)};` : ''}
   IF TG_OP ${op('=')} 'INSERT' THEN
-    ${build('NEW', 'kr')}
+    ${build('NEW')}
     ${recordChange(tbl, branch, 'insert')}
   ELSIF TG_OP ${op('=')} 'UPDATE' THEN
     -- Binary image equality: true when nothing changed, whatever the column types.
     IF OLD ${op('*=')} NEW THEN RETURN NULL; END IF;
-    ${build('OLD', 'k')}
+    ${build('OLD')}
     old_k := k;
-    ${build('NEW', 'kr')}
+    ${build('NEW')}
     IF old_k ${op('<>')} k THEN
       -- A new primary key is another row: a delete of the old key and an insert of the new one.
       new_k := k;
@@ -169,7 +172,7 @@ BEGIN
       ${recordChange(tbl, branch, 'update')}
     END IF;
   ELSE
-    ${build('OLD', 'k')}
+    ${build('OLD')}
     ${recordChange(tbl, branch, 'delete')}
   END IF;
   -- NOTIFY only while the agent sleeps: a notifying commit takes a server-wide lock, so

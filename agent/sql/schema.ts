@@ -3,8 +3,9 @@
 /**
  * 2: the apply's state (cursor, clock floor) and the sender's (last ack) left `hubsync.meta` for
  * rows of their own, so acknowledging never waits behind an apply; tables gained `position`.
+ * 3: `change_log.old`, the row before an update or delete (routing tells by it who held the row).
  */
-export const HUBSYNC_SCHEMA_VERSION = 2;
+export const HUBSYNC_SCHEMA_VERSION = 3;
 
 export const SCHEMA_DDL = `
 CREATE SCHEMA IF NOT EXISTS hubsync;
@@ -84,6 +85,8 @@ CREATE TABLE IF NOT EXISTS hubsync.change_log (
   hlc bigint NOT NULL,
   vv jsonb NOT NULL
 );
+-- Version 3: the row before an update or delete.
+ALTER TABLE hubsync.change_log ADD COLUMN IF NOT EXISTS old jsonb;
 -- Finds the rest of a source transaction whose first change the sender read.
 CREATE INDEX IF NOT EXISTS change_log_tx ON hubsync.change_log (tx);
 
