@@ -57,7 +57,8 @@ function toBranch(r: BranchRow, now = new Date()): Branch {
     previousKeyValidUntil: prevValid ? r.prev_key_expires_at : null,
     lastSeenAt: r.last_seen_at,
     groups: r.groups,
-    attributes: r.attributes,
+    // jsonb keeps keys shortest first: back in name order, as they were given.
+    attributes: Object.fromEntries(Object.entries(r.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -204,10 +205,11 @@ export async function setBranchRouting(
     ]);
     const before = rows[0];
     if (!before) throw new StoreError('not_found', `branch ${tenantId}/${id} does not exist`);
-    const groups = next.groups ?? before.groups;
-    const attributes = next.attributes ?? before.attributes;
-    if (JSON.stringify(groups) === JSON.stringify(before.groups) && JSON.stringify(attributes) === JSON.stringify(validateAttributes(before.attributes))) {
-      return { branch: toBranch(before), changed: false };
+    const current = toBranch(before);
+    const groups = next.groups ?? current.groups;
+    const attributes = next.attributes ?? current.attributes;
+    if (JSON.stringify(groups) === JSON.stringify(current.groups) && JSON.stringify(attributes) === JSON.stringify(current.attributes)) {
+      return { branch: current, changed: false };
     }
     const after = await c.query<BranchRow>(
       `UPDATE hub.branches SET groups = $3, attributes = $4, updated_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING ${COLUMNS}`,
@@ -313,7 +315,7 @@ export async function verifyBranchKey(
 ): Promise<KeyCheck> {
   const { rows } = await q.query<BranchRow & { tenant_status: string; schema_name: string }>(
     `SELECT b.tenant_id, b.id, b.status, b.key_hash, b.prev_key_hash, b.prev_key_expires_at, b.key_rotated_at,
-            b.last_seen_at, b.created_at, b.updated_at, t.status AS tenant_status, t.schema_name
+            b.last_seen_at, b.groups, b.attributes, b.created_at, b.updated_at, t.status AS tenant_status, t.schema_name
        FROM hub.branches b JOIN hub.tenants t ON t.id = b.tenant_id
       WHERE b.tenant_id = $1 AND b.id = $2`,
     [tenantId, id],

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../test/support/pg.js';
 import { CONTROL_CHANNEL, createPool, generateApiKey, HubStore, parseControlEvent, StoreError, type ControlEvent } from './index.js';
+import { GLOBAL_SCHEMA_VERSION } from './migrations.js';
 
 // Cheap argon2 for tests; production defaults are in api-keys.ts.
 const argon2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
@@ -33,8 +34,8 @@ describe('hub store', () => {
     const reports = await Promise.all(others.map((p) => new HubStore(p).migrate()));
     await Promise.all(others.map((p) => p.end()));
     expect(reports.every((r) => r.applied.length === 0)).toBe(true);
-    const { rows } = await pool.query('SELECT version FROM hub.schema_migrations');
-    expect(rows).toEqual([{ version: 1 }]);
+    const { rows } = await pool.query('SELECT version FROM hub.schema_migrations ORDER BY version');
+    expect(rows).toEqual(Array.from({ length: GLOBAL_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
   });
 
   it('creates a tenant with its schema, log, cursors, compacted-state and conflict-notice tables', async () => {
