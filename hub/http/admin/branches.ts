@@ -1,6 +1,7 @@
 /**
- * `/admin/tenants/:tenant/branches…`: list, create (with the API key, once), show, delete,
- * suspend, resume, rotate the key, and a branch's sync status.
+ * `/admin/tenants/:tenant/branches…`: list, create (with the API key, once), show, change the
+ * routing fields (groups, attributes), delete, suspend, resume, rotate the key, and a branch's
+ * sync status.
  */
 import { z } from 'zod';
 import * as log from '../../log.js';
@@ -10,7 +11,15 @@ import { EmptyBody, NoQuery, requireTenant, tenantPath } from './tenants.js';
 import { locateTenant } from './locations.js';
 import { branchJson, connectionDetails, presence } from './views.js';
 
-export const CreateBranchBody = z.strictObject({ id: z.string(), suspended: z.boolean().optional() });
+/** Shapes only: the store checks the names (hub/routes/route.ts) and says which one is wrong. */
+const RoutingFields = {
+  groups: z.array(z.string()).optional(),
+  attributes: z.record(z.string(), z.string()).optional(),
+};
+
+export const CreateBranchBody = z.strictObject({ id: z.string(), suspended: z.boolean().optional(), ...RoutingFields });
+/** Each field given replaces the branch's current one whole; omitted fields stay. */
+export const UpdateBranchBody = z.strictObject(RoutingFields);
 /** At most 30 days: a longer overlap of two valid keys defeats the point of rotating. */
 export const RotateKeyBody = z.strictObject({ graceSeconds: z.int().min(0).max(30 * 86_400).optional() });
 
@@ -51,7 +60,11 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     readQuery(call.url, NoQuery);
     const tenant = param(call, 'tenant');
     const body = await readBody(call.req, CreateBranchBody);
-    const { branch, apiKey } = await store.createBranch(tenant, body.id, { status: body.suspended ? 'suspended' : 'active' });
+    const { branch, apiKey } = await store.createBranch(tenant, body.id, {
+      status: body.suspended ? 'suspended' : 'active',
+      ...(body.groups !== undefined ? { groups: body.groups } : {}),
+      ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
+    });
     return {
       status: 201,
       body: { ...branchJson(branch), apiKey },
@@ -65,6 +78,18 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     const b = await requireBranch(tenant, branch);
     const loc = await locateTenant(ctx, tenant);
     return { status: 200, body: { ...branchJson(b), ...presence(loc.where.get(branch), loc.complete), ...(loc.note ? { note: loc.note } : {}) } };
+  };
+
+  const update = async (call: AdminCall): Promise<Reply> => {
+    readQuery(call.url, NoQuery);
+    const body = await readBody(call.req, UpdateBranchBody);
+    const { tenant, branch } = ids(call);
+    await requireTenant(store, tenant);
+    const r = await store.setBranchRouting(tenant, branch, {
+      ...(body.groups !== undefined ? { groups: body.groups } : {}),
+      ...(body.attributes !== undefined ? { attributes: body.attributes } : {}),
+    });
+    return { status: 200, body: branchJson(r.branch) };
   };
 
   const remove = async (call: AdminCall): Promise<Reply> => {
@@ -128,7 +153,7 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
   const B = '/admin/tenants/:tenant/branches';
   return [
     { path: B, methods: { GET: list, POST: create } },
-    { path: `${B}/:branch`, methods: { GET: show, DELETE: remove } },
+    { path: `${B}/:branch`, methods: { GET: show, PATCH: update, DELETE: remove } },
     { path: `${B}/:branch/suspend`, methods: { POST: setStatus(true) } },
     { path: `${B}/:branch/resume`, methods: { POST: setStatus(false) } },
     { path: `${B}/:branch/rotate-key`, methods: { POST: rotateKey } },

@@ -32,6 +32,7 @@ describe('docs/api.md', () => {
       forged_origin: true,
       unknown_target: true,
       forbidden_target: true,
+      forbidden_table: true,
       rate_limited: true,
       snapshot_unavailable: true,
       token_invalid: true,

@@ -3,7 +3,7 @@
  * Matching is a pure function, so 404 versus 405 (with `Allow`) is decided in one place.
  */
 
-export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface Route<H> {
   /** e.g. `/admin/tenants/:tenant/branches/:branch`. */

@@ -6,6 +6,7 @@ import { branchRoutes } from './branches.js';
 import { connectionRoutes } from './connections.js';
 import type { AdminCall, Reply } from './request.js';
 import type { Route } from './router.js';
+import { tenantRouteRoutes } from './tenant-routes.js';
 import { tenantRoutes } from './tenants.js';
 
 export interface AdminDeps {
@@ -18,5 +19,5 @@ export type AdminHandler = (call: AdminCall) => Promise<Reply>;
 export type AdminRoute = Route<AdminHandler>;
 
 export function adminRoutes(deps: AdminDeps): AdminRoute[] {
-  return [...tenantRoutes(deps), ...branchRoutes(deps), ...connectionRoutes(deps), ...auditRoutes(deps)];
+  return [...tenantRoutes(deps), ...tenantRouteRoutes(deps), ...branchRoutes(deps), ...connectionRoutes(deps), ...auditRoutes(deps)];
 }

@@ -1,6 +1,6 @@
 /** The JSON shapes of the admin API (documented in docs/api.md); dates are ISO 8601 strings. */
 import type { ConnectionInfo } from '../../registry.js';
-import type { Branch, Tenant } from '../../store/index.js';
+import type { Branch, Route, Tenant } from '../../store/index.js';
 import type { Location } from '../../engine/types.js';
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
@@ -13,6 +13,8 @@ export interface TenantJson {
   readonly conflictStrategy: Tenant['conflictStrategy'];
   readonly branchPriority: readonly string[];
   readonly deletionPolicy: Tenant['deletionPolicy'];
+  /** Empty: every change goes to every other branch. */
+  readonly routes: readonly Route[];
   readonly schemaName: string;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -27,6 +29,7 @@ export function tenantJson(t: Tenant): TenantJson {
     conflictStrategy: t.conflictStrategy,
     branchPriority: t.branchPriority,
     deletionPolicy: t.deletionPolicy,
+    routes: t.routes,
     schemaName: t.schemaName,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
@@ -41,6 +44,8 @@ export interface BranchJson {
   readonly keyRotatedAt: string | null;
   readonly previousKeyValidUntil: string | null;
   readonly lastSeenAt: string | null;
+  readonly groups: readonly string[];
+  readonly attributes: Readonly<Record<string, string>>;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
@@ -54,6 +59,8 @@ export function branchJson(b: Branch): BranchJson {
     keyRotatedAt: iso(b.keyRotatedAt),
     previousKeyValidUntil: iso(b.previousKeyValidUntil),
     lastSeenAt: iso(b.lastSeenAt),
+    groups: b.groups,
+    attributes: b.attributes,
     createdAt: b.createdAt.toISOString(),
     updatedAt: b.updatedAt.toISOString(),
   };
