@@ -31,6 +31,8 @@ import type { ConnectionInfo, HubConnection } from './registry.js';
 import { admitBatch, conflictRecipient } from './routing.js';
 import { entriesFor } from './routes/entries.js';
 import type { RoutingPolicy } from './routes/policy.js';
+import { resyncOf, routingAtConnect, routingKey, type Resync } from './routes/resync.js';
+import type { RoutingSynced } from './routes/route.js';
 import { SnapshotSession } from './snapshot.js';
 import { CursorWriter } from './cursor-writer.js';
 
@@ -58,6 +60,12 @@ type ParsedBatch = { readonly frame: SyncBatch };
 
 function isBatch(p: Parsed | undefined): p is ParsedBatch {
   return p !== undefined && 'frame' in p && p.frame.type === 'sync.batch';
+}
+
+/** What a snapshot for `branch` holds and evicts: a resync's plan, or the routes (absent: everything). */
+function snapshotRouting(routing: RoutingPolicy | null, branch: string, resync: Resync | null): { holds?: (v: Change) => boolean; evicts?: Resync['evicts'] } {
+  if (resync) return resync;
+  return routing ? { holds: (v) => routing.holds(branch, v) } : {};
 }
 
 /** The tables of a batch its sender may not send (for the audit record of a refusal). */
@@ -93,8 +101,10 @@ export class Connection implements HubConnection {
   private view: TenantView | null = null;
   private snapshot: SnapshotSession | undefined;
   private readonly cursor: CursorWriter;
-  /** The tables this branch was told it may send (hello), to notice when routes change them. */
-  private sendTables: string | undefined;
+  /** The routing this connection was greeted under (hub/routes/resync.ts), to notice when it changes. */
+  private routingKey: string | undefined;
+  /** Set when the branch's rows must be brought in line with its routing by the next snapshot. */
+  private resync: { readonly plan: Resync | null; readonly now: RoutingSynced; readonly changed: boolean } | undefined;
   private framesSeq = 0;
   /** This connection's announcements of its appends, chained so receivers are told in append order. */
   private announced: Promise<void> = Promise.resolve();
@@ -192,10 +202,16 @@ export class Connection implements HubConnection {
       const pos = await ctx.positions.add(this.view!.schema, this.branchId);
       if (this.closed) return;
       // Behind retention, or new to a tenant with history: the compacted state is the way in.
-      const bootstrap = pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0);
+      const behind = pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0);
+      // Its routing changed since its rows were last in line: a snapshot with evictions brings them there.
+      const routing = routingAtConnect(this.view!, this.branchId);
+      this.routingKey = routingKey(this.view!, this.branchId);
+      // Behind retention with rows here: what moved off it meanwhile is evicted too (a new branch holds nothing).
+      const plan = routing.resync ?? (behind && pos.cursor > 0 && this.view!.routing ? resyncOf(this.view!, this.branchId, routing.now) : null);
+      if (behind || plan) this.resync = { plan, now: routing.now, changed: routing.resync !== null };
+      const bootstrap = this.resync !== undefined;
       this.cursor.reset(pos.cursor);
       const sendTables = this.view!.routing?.sendTables(this.branchId);
-      this.sendTables = JSON.stringify(sendTables);
       this.send({
         type: 'hello',
         id: this.nextId('h'),
@@ -219,6 +235,20 @@ export class Connection implements HubConnection {
     } catch (err) {
       ctx.logger.error({ err, tenant: this.tenantId, branch: this.branchId }, 'opening a connection failed');
       this.close(CLOSE.restart);
+    }
+  }
+
+  /** The branch's rows follow `now`: recorded, so that its next connection needs no resync. */
+  private async routingSynced(now: RoutingSynced, changed: boolean, evicted: number): Promise<void> {
+    this.resync = undefined;
+    if (changed) this.ctx.metrics.routingResyncs.inc({ tenant: this.tenantId }, 1);
+    if (evicted > 0) this.ctx.metrics.routingEvictions.inc({ tenant: this.tenantId }, evicted);
+    try {
+      await this.ctx.store.markRoutingSynced(this.tenantId, this.branchId, now);
+      // So that the next connection sees it: nothing notifies of this change.
+      await this.ctx.directory.reload(this.tenantId);
+    } catch (err) {
+      this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'could not record the routing a branch follows; it is resynced at its next connect');
     }
   }
 
@@ -277,7 +307,7 @@ export class Connection implements HubConnection {
       this.close(CLOSE.suspended);
       return;
     }
-    if (this.greeted && view && JSON.stringify(view.routing?.sendTables(this.branchId)) !== this.sendTables) this.close(CLOSE.restart);
+    if (this.greeted && view && routingKey(view, this.branchId) !== this.routingKey) this.close(CLOSE.restart);
   }
 
   /** Writes the latest cursor now (after any write in flight), for a graceful shutdown. */
@@ -566,14 +596,17 @@ export class Connection implements HubConnection {
       schema: view.schema,
       send: (f: HubToAgent) => this.send(f),
       isClosed: () => this.closed,
-      ...(view.routing ? { holds: (v: Change) => (view.routing as RoutingPolicy).holds(this.branchId, v) } : {}),
+      ...snapshotRouting(view.routing, this.branchId, this.resync?.plan ?? null),
+      cursor: this.delivery.applied,
     };
+    const resync = this.resync;
     // Served in the background: acks arrive as frames, which must keep being handled meanwhile.
     void this.ctx.snapshots.serve(peer, session).then(
       (outcome) => {
         this.snapshot = undefined;
         this.ctx.metrics.snapshots.inc({ result: 'done' });
         this.delivery.endSnapshot(outcome.offset);
+        if (resync) void this.routingSynced(resync.now, resync.changed, outcome.evicted);
       },
       (err: unknown) => {
         this.snapshot = undefined;

@@ -5,6 +5,7 @@
  */
 import type { Rate } from './config.js';
 import { RoutingPolicy } from './routes/policy.js';
+import type { BranchRouting, Route, RoutingSynced } from './routes/route.js';
 import type { HubStore, Tenant } from './store/index.js';
 
 export interface TenantView {
@@ -14,10 +15,16 @@ export interface TenantView {
   readonly rate: Rate | null;
   readonly conflictStrategy: Tenant['conflictStrategy'];
   readonly branchPriority: readonly string[];
-  /** Every branch of the tenant and whether it is active. */
-  readonly branches: ReadonlyMap<string, { readonly active: boolean }>;
+  /** Every branch of the tenant: whether it is active, its routing, the routing its rows follow. */
+  readonly branches: ReadonlyMap<string, BranchEntry>;
+  readonly routes: readonly Route[];
   /** The tenant's routes compiled against its branches; null: everything to everyone. */
   readonly routing: RoutingPolicy | null;
+}
+
+export interface BranchEntry extends Partial<BranchRouting> {
+  readonly active: boolean;
+  readonly routingSynced?: RoutingSynced | null;
 }
 
 export class Directory {
@@ -103,7 +110,10 @@ export class Directory {
       rate: tenant.rateLimit ? { perSecond: tenant.rateLimit.messagesPerSecond, burst: tenant.rateLimit.burst } : null,
       conflictStrategy: tenant.conflictStrategy,
       branchPriority: tenant.branchPriority,
-      branches: new Map(branches.map((b) => [b.id, { active: b.status === 'active' }])),
+      branches: new Map(
+        branches.map((b) => [b.id, { active: b.status === 'active', groups: b.groups, attributes: b.attributes, routingSynced: b.routingSynced }]),
+      ),
+      routes: tenant.routes,
       routing: RoutingPolicy.of(tenant.routes, new Map(branches.map((b) => [b.id, { groups: b.groups, attributes: b.attributes }]))),
     };
   }

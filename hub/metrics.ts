@@ -40,6 +40,18 @@ export function createMetrics(instanceId: string) {
     duplicates: new client.Counter({ name: `${P}duplicate_changes_total`, help: 'Changes received again (resends) and stored once.', labelNames: ['tenant'], registers: r }),
     authFailures: new client.Counter({ name: `${P}auth_failures_total`, help: 'Failed authentications, by reason.', labelNames: ['reason'], registers: r }),
     authIssued: new client.Counter({ name: `${P}auth_tokens_issued_total`, help: 'Tokens issued by /auth/token and auth.refresh.', labelNames: ['via'], registers: r }),
+    routingResyncs: new client.Counter({
+      name: `${P}routing_resyncs_total`,
+      help: 'Branches whose rows were brought in line with changed routing (a snapshot with evictions).',
+      labelNames: ['tenant'],
+      registers: r,
+    }),
+    routingEvictions: new client.Counter({
+      name: `${P}routing_evictions_total`,
+      help: 'Rows evicted from branches by resyncs after routing changes (live evictions travel as deliveries).',
+      labelNames: ['tenant'],
+      registers: r,
+    }),
     routingRefusals: new client.Counter({ name: `${P}routing_refusals_total`, help: 'Frames refused by routing, by reason.', labelNames: ['reason'], registers: r }),
     rateLimited: new client.Counter({ name: `${P}rate_limited_total`, help: 'Frames or requests refused by a rate limit, by scope.', labelNames: ['scope'], registers: r }),
     protocolErrors: new client.Counter({ name: `${P}protocol_errors_total`, help: 'Error frames sent, by code.', labelNames: ['code'], registers: r }),

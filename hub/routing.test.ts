@@ -11,6 +11,7 @@ const tenant: TenantView = {
   conflictStrategy: 'last-write-wins',
   branchPriority: [],
   routing: null,
+  routes: [],
   branches: new Map([
     ['a', { active: true }],
     ['b', { active: true }],

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Change, HubToAgent } from '../protocol/index.js';
 import { compact } from './compactor.js';
+import { evictionOf } from './routes/entries.js';
 import { HubError } from './errors.js';
 import { quoteIdent } from './store/index.js';
 
@@ -17,6 +18,10 @@ export interface SnapshotPeer {
   isClosed(): boolean;
   /** With routes: whether the branch holds this version (hub/routes/policy.ts); absent: every version. */
   readonly holds?: (version: Change) => boolean;
+  /** A resync (hub/routes/resync.ts): whether a row it holds none of is to be evicted. */
+  readonly evicts?: (versions: readonly Change[], changedSinceCursor: boolean) => boolean;
+  /** The branch's cursor: rows changed after it may be held here at an older version. */
+  readonly cursor?: number;
 }
 
 export interface SnapshotLimits {
@@ -105,6 +110,8 @@ export class SnapshotSession {
 export interface SnapshotOutcome {
   readonly offset: number;
   readonly rows: number;
+  /** Evictions sent (a resync). */
+  readonly evicted: number;
 }
 
 export class SnapshotService {
@@ -144,6 +151,7 @@ export class SnapshotService {
     let offset = 0;
     let seq = -1;
     let sent = 0;
+    let evicted = 0;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       // With routes, total counts every version of the tenant: an upper bound for progress.
@@ -154,7 +162,7 @@ export class SnapshotService {
       offset = Number(meta.rows[0]?.offset ?? 0);
       const total = Number(meta.rows[0]?.total ?? 0);
       peer.send({ type: 'snapshot.begin', id: `${session.id}-b`, snapshot_id: session.id, offset, total_rows: total });
-      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions FROM ${s}.state ORDER BY key`);
+      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions, pos FROM ${s}.state ORDER BY key`);
       let chunk: Change[] = [];
       let bytes = 0;
       const flush = async () => {
@@ -169,11 +177,14 @@ export class SnapshotService {
         bytes = 0;
       };
       for (;;) {
-        const { rows } = await client.query<{ versions: Change[] }>('FETCH 500 FROM snap');
+        const { rows } = await client.query<{ versions: Change[]; pos: string }>('FETCH 500 FROM snap');
         if (rows.length === 0) break;
         for (const r of rows) {
-          for (const v of r.versions) {
-            if (peer.holds && !peer.holds(v)) continue;
+          const held = peer.holds ? r.versions.filter(peer.holds) : r.versions;
+          // A row held before and not now: one eviction for it (a resync).
+          const out = held.length === 0 && r.versions.length > 0 && peer.evicts?.(r.versions, Number(r.pos) > (peer.cursor ?? 0)) ? [evictionOf(r.versions[0] as Change)] : held;
+          if (out !== held) evicted++;
+          for (const v of out) {
             const size = JSON.stringify(v).length;
             if (chunk.length > 0 && (chunk.length >= chunkRows || bytes + size > chunkBytes)) await flush();
             chunk.push(v);
@@ -192,6 +203,6 @@ export class SnapshotService {
     if (seq >= 0) await session.waitAcked(seq, ackTimeoutMs);
     if (peer.isClosed()) throw new HubError('snapshot_unavailable', 'connection closed');
     peer.send({ type: 'snapshot.end', id: `${session.id}-e`, snapshot_id: session.id, offset, rows: sent });
-    return { offset, rows: sent };
+    return { offset, rows: sent, evicted };
   }
 }

@@ -161,6 +161,11 @@ export class RoutingPolicy {
     return false;
   }
 
+  /** Whether `branch` keeps version `v`: it would receive it, or wrote it and no route takes it away. */
+  keeps(branch: string, v: Change): boolean {
+    return this.holds(branch, v) || (v.origin === branch && v.row !== null && this.decideOwn(branch, v) === 'skip');
+  }
+
   /** Routes that carry changes of `c.table` from `c.origin`. */
   private sending(c: Change): CompiledRoute[] {
     const groups = this.groupsOf(c.origin);

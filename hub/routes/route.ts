@@ -27,6 +27,11 @@ export interface BranchRouting {
   readonly attributes: Readonly<Record<string, string>>;
 }
 
+/** The routing a branch's rows follow: the tenant's routes and the branch's own groups and attributes. */
+export interface RoutingSynced extends BranchRouting {
+  readonly routes: readonly Route[];
+}
+
 export const MAX_ROUTES = 100;
 export const MAX_GROUPS = 32;
 export const MAX_ATTRIBUTES = 32;

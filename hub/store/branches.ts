@@ -5,7 +5,7 @@ import { notifyControl } from './control.js';
 import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
 import { queryPrepared } from './prepared.js';
-import { RouteError, validateAttributes, validateGroups, type BranchRouting } from '../routes/route.js';
+import { RouteError, validateAttributes, validateGroups, type BranchRouting, type RoutingSynced } from '../routes/route.js';
 import { assertResourceId, type Tenant } from './tenants.js';
 
 export type BranchStatus = 'active' | 'suspended';
@@ -24,6 +24,8 @@ export interface Branch {
   readonly groups: readonly string[];
   /** Routing: values row filters compare with (`branch.<name>`). */
   readonly attributes: Readonly<Record<string, string>>;
+  /** The routing its rows were last brought in line with (hub/routes/resync.ts); null: none recorded (full mesh). */
+  readonly routingSynced: RoutingSynced | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -39,12 +41,13 @@ interface BranchRow {
   last_seen_at: Date | null;
   groups: string[];
   attributes: Record<string, string>;
+  routing_synced: RoutingSynced | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `tenant_id, id, status, key_hash, prev_key_hash, prev_key_expires_at, key_rotated_at,
-  last_seen_at, groups, attributes, created_at, updated_at`;
+  last_seen_at, groups, attributes, routing_synced, created_at, updated_at`;
 
 function toBranch(r: BranchRow, now = new Date()): Branch {
   const prevValid = r.prev_key_hash !== null && r.prev_key_expires_at !== null && r.prev_key_expires_at > now;
@@ -59,6 +62,7 @@ function toBranch(r: BranchRow, now = new Date()): Branch {
     groups: r.groups,
     // jsonb keeps keys shortest first: back in name order, as they were given.
     attributes: Object.fromEntries(Object.entries(r.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    routingSynced: r.routing_synced,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -221,6 +225,11 @@ export async function setBranchRouting(
   });
 }
 
+/** Records the routing a branch's rows now follow (after a resync or a bootstrap). No notification: nothing else changes. */
+export async function markRoutingSynced(q: Queryable, tenantId: string, id: string, synced: RoutingSynced): Promise<void> {
+  await q.query('UPDATE hub.branches SET routing_synced = $3 WHERE tenant_id = $1 AND id = $2', [tenantId, id, JSON.stringify(synced)]);
+}
+
 /** Deletes the branch, its keys, its cursor and the conflict notices held for it. */
 export async function deleteBranch(pool: pg.Pool, tenantId: string, id: string, source = 'admin'): Promise<boolean> {
   return withTransaction(pool, async (c) => {
@@ -315,7 +324,7 @@ export async function verifyBranchKey(
 ): Promise<KeyCheck> {
   const { rows } = await q.query<BranchRow & { tenant_status: string; schema_name: string }>(
     `SELECT b.tenant_id, b.id, b.status, b.key_hash, b.prev_key_hash, b.prev_key_expires_at, b.key_rotated_at,
-            b.last_seen_at, b.groups, b.attributes, b.created_at, b.updated_at, t.status AS tenant_status, t.schema_name
+            b.last_seen_at, b.groups, b.attributes, b.routing_synced, b.created_at, b.updated_at, t.status AS tenant_status, t.schema_name
        FROM hub.branches b JOIN hub.tenants t ON t.id = b.tenant_id
       WHERE b.tenant_id = $1 AND b.id = $2`,
     [tenantId, id],

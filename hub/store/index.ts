@@ -8,7 +8,7 @@ import * as audit from './audit.js';
 import * as branches from './branches.js';
 import { migrate, type MigrationReport } from './migrations.js';
 import * as tenants from './tenants.js';
-import type { BranchRouting } from '../routes/route.js';
+import type { BranchRouting, RoutingSynced } from '../routes/route.js';
 
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { createPool, withTransaction, quoteIdent, type Queryable } from './db.js';
@@ -18,7 +18,7 @@ export { tenantSchemaName, TENANT_SCHEMA_VERSION, GLOBAL_SCHEMA_VERSION, type Mi
 export { MAX_TENANT_ID } from './tenants.js';
 export type { Tenant, TenantSpec, TenantStatus, DeletionPolicy, RateLimit, DeleteTenantResult } from './tenants.js';
 export type { Branch, BranchStatus, KeyCheck } from './branches.js';
-export type { Route, BranchRouting } from '../routes/route.js';
+export type { Route, BranchRouting, RoutingSynced } from '../routes/route.js';
 export type { AuditEntry, AuditRecord, AuditQuery } from './audit.js';
 
 export interface HubStoreOptions {
@@ -95,6 +95,9 @@ export class HubStore {
   /** Groups and attributes (routing); omitted fields unchanged. */
   setBranchRouting(tenantId: string, id: string, routing: Partial<BranchRouting>) {
     return branches.setBranchRouting(this.pool, tenantId, id, routing, this.source);
+  }
+  markRoutingSynced(tenantId: string, id: string, synced: RoutingSynced) {
+    return branches.markRoutingSynced(this.pool, tenantId, id, synced);
   }
   deleteBranch(tenantId: string, id: string) {
     return branches.deleteBranch(this.pool, tenantId, id, this.source);

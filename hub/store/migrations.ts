@@ -63,6 +63,11 @@ const GLOBAL: readonly Migration[] = [
       ALTER TABLE hub.tenants ADD COLUMN routes jsonb NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 3,
+    name: 'routing each branch was last synced under',
+    sql: `ALTER TABLE hub.branches ADD COLUMN routing_synced jsonb;`,
+  },
 ];
 
 /** DDL of a tenant's schema, by version. `$S` stands for the quoted schema name. */

@@ -156,4 +156,34 @@ describe('routes', { timeout: 120_000 }, () => {
     await holds(s1, 'public.product', ['(1,tea,2.75)', '(2,coffee,0.01)']);
     for (const s of stores.slice(1)) expect(await rows(s, 'public.product')).toEqual(['(1,tea,2.75)', '(2,coffee,3.10)']);
   });
+
+  it('resyncs a store whose attribute changed: it gets its new subset and loses the old one, in the background', async () => {
+    const s3 = stores[2] as Branch;
+    const before = await hub.store.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM hub.audit_log WHERE tenant_id = 'chain'`);
+    expect(await rows(s3, 'public.customer')).toEqual(['(11,3,"signed up online for 1")', '(31,3,"for 3")']);
+    await hub.store.setBranchRouting('chain', 's3', { attributes: { store_id: '2' } });
+    await holds(s3, 'public.customer', ['(20,2,"walk-in at 2")', '(22,2,"while 2 was away")']);
+    // Its own sales stay: no route sends sales to stores, so none takes them away.
+    expect(await rows(s3, 'public.sale')).toEqual(['(s3-1,3,1,3)', '(s3-2,3,2,1)']);
+    await expect.poll(async () => metric(hub.app!.ctx.metrics.routingResyncs, { tenant: 'chain' }), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    expect(await metric(hub.app!.ctx.metrics.routingEvictions, { tenant: 'chain' })).toBeGreaterThanOrEqual(2);
+    expect(before.rows[0]?.n).toBeGreaterThan(0);
+    // Live changes follow the new attribute.
+    await hq.query(`INSERT INTO customer VALUES (23, 2, 'after the change')`);
+    await holds(s3, 'public.customer', ['(20,2,"walk-in at 2")', '(22,2,"while 2 was away")', '(23,2,"after the change")']);
+  });
+
+  it('resyncs every store when a route is removed, and again when it is added back', async () => {
+    const s1 = stores[0] as Branch;
+    await hub.store.updateTenant('chain', { routes: ROUTES.filter((r) => r.name !== 'own-customers') });
+    // Stores no longer receive customers: what they held goes, except a store's own writes.
+    await holds(stores[1] as Branch, 'public.customer', ['(20,2,"walk-in at 2")']);
+    await holds(s1, 'public.customer', ['(10,1,"walk-in at 1")']);
+    await holds(stores[2] as Branch, 'public.customer', []);
+    await hub.store.updateTenant('chain', { routes: ROUTES });
+    await holds(s1, 'public.customer', ['(10,1,"walk-in at 1")', '(30,1,"moved to 1")']);
+    await holds(stores[2] as Branch, 'public.customer', ['(20,2,"walk-in at 2")', '(22,2,"while 2 was away")', '(23,2,"after the change")']);
+    // Nothing of another store reached hq twice or went missing there.
+    expect(await rows(hq, 'public.customer')).toHaveLength(8);
+  });
 });
