@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../protocol/index.js';
 import { RoutingPolicy } from './policy.js';
+import { planResync } from './resync.js';
 import type { BranchRouting, Route } from './route.js';
 
 const CHAIN: readonly Route[] = [
@@ -165,5 +166,85 @@ describe('RoutingPolicy', () => {
       { numRuns: 300 },
     );
   });
-});
 
+  it('a resync from full mesh to routes evicts what a store no longer receives and keeps what it wrote', () => {
+    const resync = planResync('s1', null, policy, branches(3));
+    const otherSale = change('s2', 'sales.receipt', 'insert', { id: 'x' });
+    const ownSale = change('s1', 'sales.receipt', 'insert', { id: 'y' });
+    const ownCustomer = change('s1', 'public.customer', 'insert', { id: '1', store_id: '1' });
+    const givenAway = change('s1', 'public.customer', 'insert', { id: '2', store_id: '2' });
+    expect(resync.evicts([otherSale], false)).toBe(true);
+    expect(resync.evicts([ownSale], false)).toBe(false);
+    expect(resync.holds(ownCustomer)).toBe(true);
+    expect(resync.evicts([givenAway], false)).toBe(true);
+    // Routing unchanged: only rows changed after the cursor may be stale here.
+    const same = planResync('s1', { routes: CHAIN, groups: ['store'], attributes: { store_id: '1' } }, policy, branches(3));
+    expect(same.evicts([givenAway], false)).toBe(false);
+    expect(same.evicts([givenAway], true)).toBe(true);
+  });
+
+  // The same, with stores changing their store_id now and then: each change is followed by the
+  // resync a reconnect runs (snapshot of the compacted state under the new attributes, evictions
+  // of what the store held under the old ones).
+  it('leaves each branch with exactly its rows across attribute changes, through resyncs', () => {
+    const stores = 3;
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('write' as const), origin: fc.constantFrom('hq', 's1', 's2', 's3'), key: fc.integer({ min: 1, max: 5 }), store: fc.integer({ min: 1, max: stores }) }),
+      fc.record({ kind: fc.constant('delete' as const), origin: fc.constantFrom('hq', 's1', 's2', 's3'), key: fc.integer({ min: 1, max: 5 }) }),
+      fc.record({ kind: fc.constant('reassign' as const), store: fc.constantFrom('s1', 's2', 's3'), to: fc.integer({ min: 1, max: stores + 1 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 50 }), (steps) => {
+        let all = branches(stores);
+        let p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
+        const ids = [...all.keys()];
+        const truth = new Map<string, Record<string, string>>();
+        const state = new Map<string, Change>();
+        const held = new Map(ids.map((b) => [b, new Map<string, Record<string, string>>()]));
+        steps.forEach((s, n) => {
+          if (s.kind === 'reassign') {
+            const before = all.get(s.store) as BranchRouting;
+            all = new Map(all).set(s.store, { groups: ['store'], attributes: { store_id: String(s.to) } });
+            p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
+            const resync = planResync(s.store, { routes: CHAIN, ...before }, p, all);
+            const mine = held.get(s.store) as Map<string, Record<string, string>>;
+            for (const [key, v] of state) {
+              if (resync.holds(v)) {
+                if (v.row) mine.set(key, v.row as Record<string, string>);
+                else mine.delete(key);
+              } else if (resync.evicts([v], false)) mine.delete(key);
+            }
+            return;
+          }
+          const key = String(s.key);
+          const prev = truth.get(key);
+          let c: Change;
+          if (s.kind === 'delete') {
+            if (!prev) return;
+            c = change(s.origin, 'public.customer', 'delete', null, prev);
+            truth.delete(key);
+          } else {
+            const row = { id: key, store_id: String(s.store), n: String(n) };
+            const old = prev ? Object.fromEntries(Object.entries(prev).filter(([k, v]) => row[k as keyof typeof row] !== v)) : undefined;
+            c = change(s.origin, 'public.customer', prev ? 'update' : 'insert', row, old);
+            truth.set(key, row);
+          }
+          state.set(key, c.op === 'update' ? { ...c, op: 'insert' } : c);
+          if (truth.has(key)) held.get(s.origin)?.set(key, truth.get(key) as Record<string, string>);
+          else held.get(s.origin)?.delete(key);
+          for (const [b, d] of p.receivers(c)) {
+            const mine = held.get(b) as Map<string, Record<string, string>>;
+            if (d === 'evict' || c.op === 'delete') mine.delete(key);
+            else mine.set(key, c.row as Record<string, string>);
+          }
+        });
+        for (const b of ids) {
+          const attrs = (all.get(b) as BranchRouting).attributes;
+          const expected = [...truth].filter(([, row]) => b === 'hq' || row.store_id === attrs.store_id);
+          expect(new Map(held.get(b))).toEqual(new Map(expected));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
