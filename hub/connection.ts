@@ -28,7 +28,8 @@ import * as log from './log.js';
 import { holdNotice, takeNotices } from './notices.js';
 import { takeAll, type BucketState } from './rate-limit.js';
 import type { ConnectionInfo, HubConnection } from './registry.js';
-import { admitBatch, conflictRecipient } from './routing.js';
+import { admit } from './admission.js';
+import { conflictRecipient } from './routing.js';
 import { entriesFor } from './routes/entries.js';
 import type { RoutingPolicy } from './routes/policy.js';
 import { resyncOf, routingAtConnect, routingKey, type Resync } from './routes/resync.js';
@@ -52,6 +53,8 @@ const GROUP_BATCHES = 16;
 const GROUP_CHANGES = 5000;
 /** Least time between two cursor writes of one connection (hub/cursor-writer.ts). */
 const CURSOR_WRITE_INTERVAL_MS = 100;
+/** Least time between cursor writes of a connection that was sent nothing (hub/cursor-writer.ts). */
+const LAZY_CURSOR_WRITE_INTERVAL_MS = 5000;
 /** Announcements of appended groups not yet done before the next append waits for them (see announce). */
 const MAX_ANNOUNCING = 4;
 
@@ -66,13 +69,6 @@ function isBatch(p: Parsed | undefined): p is ParsedBatch {
 function snapshotRouting(routing: RoutingPolicy | null, branch: string, resync: Resync | null): { holds?: (v: Change) => boolean; evicts?: Resync['evicts'] } {
   if (resync) return resync;
   return routing ? { holds: (v) => routing.holds(branch, v) } : {};
-}
-
-/** The tables of a batch its sender may not send (for the audit record of a refusal). */
-function refusedTables(batch: SyncBatch, branch: string, view: TenantView | null): string[] {
-  const routing = view?.routing;
-  if (!routing) return [];
-  return [...new Set(batch.changes.map((c) => c.table))].filter((t) => !routing.maySend(branch, t)).slice(0, 20);
 }
 
 export class Connection implements HubConnection {
@@ -129,6 +125,8 @@ export class Connection implements HubConnection {
         failed: (err) => ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'cursor write failed'),
       },
       CURSOR_WRITE_INTERVAL_MS,
+      0,
+      LAZY_CURSOR_WRITE_INTERVAL_MS,
     );
     this.delivery = new Delivery(
       {
@@ -137,7 +135,7 @@ export class Connection implements HubConnection {
         deliver: (entries, shared, at) => this.deliver(entries, shared, at),
         snapshotRequired: (reason) => this.send({ type: 'snapshot.required', id: this.nextId('r'), reason }),
         readPage: (from) => this.readPage(from),
-        moveCursor: (pos) => this.cursor.move(pos),
+        moveCursor: (pos, lazy) => this.cursor.move(pos, lazy),
         closeSlow: () => {
           ctx.metrics.slowConsumers.inc({ action: 'closed' });
           this.close(CLOSE.slowConsumer);
@@ -435,7 +433,7 @@ export class Connection implements HubConnection {
     for (const batch of batches) {
       try {
         await this.rateLimit(view);
-        admitted.push({ batch, target: await this.admit(batch, view) });
+        admitted.push({ batch, target: await admit(ctx, this, batch, view) });
       } catch (err) {
         if (!(err instanceof HubError)) throw err;
         this.fail(err, batch.id);
@@ -501,45 +499,6 @@ export class Connection implements HubConnection {
         this.announcing--;
       });
     void ctx.inflight.run(() => this.announced);
-  }
-
-  /** The batch's target (null: the whole tenant), or throws the refusal after counting and auditing it. */
-  private async admit(batch: SyncBatch, view: TenantView): Promise<string | null> {
-    const { ctx } = this;
-    let admission = admitBatch(this, batch, view, ctx.config.maxChangesPerBatch);
-    if (!admission.ok && admission.reason === 'unknown_target') {
-      // The target may have been created a moment ago, ahead of its control notification.
-      const fresh = await ctx.directory.reload(this.tenantId);
-      if (fresh) admission = admitBatch(this, batch, fresh, ctx.config.maxChangesPerBatch);
-    }
-    if (!admission.ok) {
-      await this.refused(admission.reason, batch);
-      throw admission.error;
-    }
-    return admission.target;
-  }
-
-  /** Counts and audits a refused batch; a `to` naming another tenant's branch is recorded as such. */
-  private async refused(reason: string, batch: SyncBatch): Promise<void> {
-    const { ctx } = this;
-    let label = reason;
-    if (reason === 'batch_too_large') ctx.metrics.limitViolations.inc({ limit: 'changes_per_batch' });
-    if (reason === 'unknown_target' && batch.to !== undefined) {
-      const elsewhere = await ctx.directory.branchExistsElsewhere(batch.to, this.tenantId).catch(() => false);
-      if (elsewhere) label = 'cross_tenant';
-    }
-    ctx.metrics.routingRefusals.inc({ reason: label });
-    if (reason !== 'batch_too_large') {
-      await ctx.store
-        .audit({
-          tenantId: this.tenantId,
-          branchId: this.branchId,
-          event: 'route.refused',
-          source: this.remoteAddress,
-          detail: { reason: label, to: batch.to ?? null, batch_id: batch.batch_id, ...(reason === 'forbidden_table' ? { tables: refusedTables(batch, this.branchId, this.view) } : {}) },
-        })
-        .catch((err: unknown) => ctx.logger.warn({ err }, 'audit write failed'));
-    }
   }
 
   private async onConflict(frame: ConflictReport): Promise<void> {

@@ -5,6 +5,11 @@
  * cursor a moment behind only means entries delivered again after a hub crash, which the agent
  * skips. A failed write is tried again at the next move (or at close), not on a timer: during a
  * database outage thousands of connections would otherwise retry, and log, every interval.
+ *
+ * A lazy move (the branch was sent nothing: with routes, most stores for most changes) waits
+ * longer: 300 stores moving past every notification wrote 3,000 cursors a second, and the hub's
+ * CPU per change grew with the tenant's size. Such a cursor only bounds retention and where a
+ * reconnect starts reading, and reading a few seconds of log again costs little.
  */
 export interface CursorStore {
   write(pos: number): Promise<void>;
@@ -17,12 +22,16 @@ export class CursorWriter {
   private inFlight: Promise<void> | undefined;
   private writtenAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
+  /** A move that was not lazy came while a write was in flight. */
+  private urgent = false;
   private stopped = false;
 
   constructor(
     private readonly store: CursorStore,
     private readonly intervalMs: number,
     start = 0,
+    private readonly lazyIntervalMs = intervalMs,
   ) {
     this.written = start;
     this.wanted = start;
@@ -34,16 +43,24 @@ export class CursorWriter {
     if (this.wanted < pos) this.wanted = pos;
   }
 
-  /** Never moves the cursor back. */
-  move(pos: number): void {
+  /** Never moves the cursor back. `lazy`: nothing was delivered, the write may wait longer. */
+  move(pos: number, lazy = false): void {
     if (pos <= this.wanted) return;
     this.wanted = pos;
-    if (this.inFlight || this.timer || this.stopped) return;
-    const wait = this.writtenAt + this.intervalMs - Date.now();
+    if (this.inFlight && !lazy) this.urgent = true;
+    if (this.inFlight || this.stopped) return;
+    const due = this.writtenAt + (lazy ? this.lazyIntervalMs : this.intervalMs);
+    if (this.timer) {
+      if (due >= this.timerDue) return;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const wait = due - Date.now();
     if (wait <= 0) {
       void this.write();
       return;
     }
+    this.timerDue = due;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.write();
@@ -68,11 +85,13 @@ export class CursorWriter {
         this.inFlight = undefined;
         this.written = pos;
         this.writtenAt = Date.now();
-        // Moved on meanwhile: written after the interval.
+        // Moved on meanwhile: written after the interval (the lazy one if every move was lazy).
+        const lazy = !this.urgent;
+        this.urgent = false;
         if (this.wanted > pos && !this.stopped) {
           const latest = this.wanted;
           this.wanted = pos;
-          this.move(latest);
+          this.move(latest, lazy);
         }
       },
       (err: unknown) => {

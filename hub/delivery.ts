@@ -60,8 +60,8 @@ export interface DeliveryPort {
   /** The branch fell behind retention: tell it to bootstrap. */
   snapshotRequired(reason: string): void;
   readPage(from: number): Promise<Page>;
-  /** Persists the cursor (coalesced by the caller). */
-  moveCursor(pos: number): void;
+  /** Persists the cursor (coalesced by the caller); `lazy`: nothing was delivered, it may wait. */
+  moveCursor(pos: number, lazy?: boolean): void;
   /** Closes the socket with 4008. */
   closeSlow(): void;
   paused(): void;
@@ -144,7 +144,7 @@ export class Delivery {
     const mine = routed === undefined ? (receives(this.port.branchId, msg.origin, msg.target) ? known : []) : known;
     if (mine.length === 0) {
       this.scanned = msg.last;
-      this.settleCursor();
+      this.settleCursor(true);
       return;
     }
     if (this.overSendLimits()) return;
@@ -287,8 +287,8 @@ export class Delivery {
   }
 
   /** When nothing delivered is unapplied, the cursor moves to `scanned` (the branch's own entries count as seen). */
-  private settleCursor(): void {
-    this.port.moveCursor(this.unapplied === 0 ? this.scanned : this.applied);
+  private settleCursor(lazy = false): void {
+    this.port.moveCursor(this.unapplied === 0 ? this.scanned : this.applied, lazy);
   }
 
   /** Pauses (and returns true) when the socket or the branch cannot take more right now. */
