@@ -93,6 +93,16 @@ export interface TenantSpec {
   readonly conflictStrategy: 'LastWriteWins' | 'BranchPriority';
   readonly branchPriority?: readonly string[];
   readonly deletionPolicy: 'Retain' | 'Delete';
+  /** docs/sync-semantics.md "Routing"; absent or empty: full mesh. */
+  readonly routes?: readonly RouteSpec[];
+}
+
+export interface RouteSpec {
+  readonly name: string;
+  readonly tables: readonly string[];
+  readonly from: readonly string[];
+  readonly to: readonly string[];
+  readonly filter?: string;
 }
 
 export interface TenantStatus extends CommonStatus {
@@ -109,6 +119,9 @@ export interface BranchSpec {
   readonly tenantRef: { readonly name: string };
   readonly suspended: boolean;
   readonly credentials: { readonly rotate?: string; readonly gracePeriodSeconds: number };
+  /** Routing groups and attributes (docs/sync-semantics.md "Routing"). */
+  readonly groups?: readonly string[];
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 export interface BranchStatus extends CommonStatus {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { TenantSpec } from '../api/v1alpha1.js';
-import { storeTenantSpec } from './tenant-spec.js';
+import { storeBranchRouting, storeTenantSpec } from './tenant-spec.js';
 
 const spec = (over: Partial<TenantSpec> = {}): TenantSpec => ({
   hubRef: { name: 'h' },
@@ -19,6 +19,7 @@ describe('storeTenantSpec', () => {
       conflictStrategy: 'last-write-wins',
       branchPriority: [],
       deletionPolicy: 'retain',
+      routes: [],
     });
   });
 
@@ -32,6 +33,10 @@ describe('storeTenantSpec', () => {
           conflictStrategy: 'BranchPriority',
           branchPriority: ['hq', 'b2'],
           deletionPolicy: 'Delete',
+          routes: [
+            { name: 'up', tables: ['sales.*'], from: ['store'], to: ['hq'] },
+            { name: 'down', tables: ['public.price'], from: ['hq'], to: ['store'], filter: 'region = branch.region' },
+          ],
         }),
       ),
     ).toEqual({
@@ -41,11 +46,22 @@ describe('storeTenantSpec', () => {
       conflictStrategy: 'branch-priority',
       branchPriority: ['hq', 'b2'],
       deletionPolicy: 'delete',
+      routes: [
+        { name: 'up', tables: ['sales.*'], from: ['store'], to: ['hq'] },
+        { name: 'down', tables: ['public.price'], from: ['hq'], to: ['store'], filter: 'region = branch.region' },
+      ],
     });
   });
 
   it('clears a removed limit (absent in spec → null, not "unchanged")', () => {
     expect(storeTenantSpec(spec()).maxBranches).toBeNull();
     expect(storeTenantSpec(spec()).rateLimit).toBeNull();
+  });
+});
+
+describe('storeBranchRouting', () => {
+  it('gives absent groups and attributes as empty, so removing them from the spec clears them', () => {
+    expect(storeBranchRouting({})).toEqual({ groups: [], attributes: {} });
+    expect(storeBranchRouting({ groups: ['store'], attributes: { store_id: '17' } })).toEqual({ groups: ['store'], attributes: { store_id: '17' } });
   });
 });

@@ -14,5 +14,15 @@ export function storeTenantSpec(spec: TenantSpec): StoreTenantSpec {
     conflictStrategy: spec.conflictStrategy === 'BranchPriority' ? 'branch-priority' : 'last-write-wins',
     branchPriority: spec.branchPriority ?? [],
     deletionPolicy: storeDeletionPolicy(spec.deletionPolicy),
+    // Same field names as the store's; a route without a filter carries none.
+    routes: (spec.routes ?? []).map((r) => ({ name: r.name, tables: [...r.tables], from: [...r.from], to: [...r.to], ...(r.filter ? { filter: r.filter } : {}) })),
   };
+}
+
+/** A Branch resource's routing fields in the hub store's terms. */
+export function storeBranchRouting(spec: { readonly groups?: readonly string[]; readonly attributes?: Readonly<Record<string, string>> }): {
+  groups: string[];
+  attributes: Record<string, string>;
+} {
+  return { groups: [...(spec.groups ?? [])], attributes: { ...(spec.attributes ?? {}) } };
 }

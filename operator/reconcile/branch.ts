@@ -10,6 +10,7 @@ import { isNotFound } from '../kube/client.js';
 import { BRANCHES, SECRETS, type KubeObject } from '../kube/resources.js';
 import { rfc3339 } from '../policy/conditions.js';
 import { decideKey } from '../policy/credentials.js';
+import { storeBranchRouting } from '../policy/tenant-spec.js';
 import { hubEndpoint } from '../policy/endpoint.js';
 import { renderCredentials, secretValue, type CredentialsSecret } from '../render/credentials.js';
 import type { Outcome, ReconcileContext } from './context.js';
@@ -134,6 +135,10 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
   }
   if (!row) throw new Error(`branch ${tenantId}/${id} vanished`);
   if (row.status !== wantStatus) row = await store.setBranchStatus(tenantId, id, wantStatus);
+  // Level-triggered: a no-op (and no notification) when the hub database already agrees.
+  const routing = await store.setBranchRouting(tenantId, id, storeBranchRouting(branch.spec));
+  row = routing.branch;
+  if (routing.changed) ctx.events.record(branch, 'Normal', 'RoutingChanged', `groups [${row.groups.join(', ')}], attributes ${JSON.stringify(row.attributes)}; the branch's rows are resynced`);
 
   const desired = renderCredentials(branch, { hubUrl: hubEndpoint(hub), apiKey, rotate });
   if (!secretUpToDate(secret, desired)) await ctx.api.apply(SECRETS, desired);
