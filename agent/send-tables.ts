@@ -5,15 +5,11 @@
  * catalogue it only receives keeps that change to itself; docs/sync-semantics.md "Routing").
  */
 import type { Change } from '../protocol/index.js';
+import { anyTableMatcher } from '../protocol/table-pattern.js';
 
 /** A predicate over table names; null when every table may be sent (no routes). */
 export function sendableTables(patterns: readonly string[] | undefined): ((table: string) => boolean) | null {
-  if (patterns === undefined) return null;
-  const exact = new Set(patterns.filter((p) => !p.includes('*')));
-  const globs = patterns
-    .filter((p) => p.includes('*'))
-    .map((p) => new RegExp(`^${p.split('*').map((x) => x.replace(/[.$]/g, '\\$&')).join('.*')}$`));
-  return (t) => exact.has(t) || globs.some((g) => g.test(t));
+  return patterns === undefined ? null : anyTableMatcher(patterns);
 }
 
 export interface Kept {

@@ -35,6 +35,59 @@ function change(origin: string, table: string, op: Change['op'], row: Record<str
   };
 }
 
+type Held = Map<string, Record<string, string>>;
+
+/**
+ * One tenant's customers, written one change at a time (each reaching everyone before the
+ * next): the full-mesh truth, what each branch holds, and the compacted state a snapshot reads.
+ */
+class Simulation {
+  readonly truth: Held = new Map();
+  readonly state = new Map<string, Change>();
+  readonly held: Map<string, Held>;
+
+  constructor(ids: readonly string[]) {
+    this.held = new Map(ids.map((b) => [b, new Map()]));
+  }
+
+  /** Writes (or, with `store` undefined, deletes) customer `key` at `origin` and delivers it as `p` says. */
+  step(p: RoutingPolicy, origin: string, key: string, store: number | undefined, n: number): void {
+    const prev = this.truth.get(key);
+    let c: Change;
+    if (store === undefined) {
+      if (!prev) return;
+      c = change(origin, 'public.customer', 'delete', null, prev);
+      this.truth.delete(key);
+    } else {
+      const row = { id: key, store_id: String(store), n: String(n) };
+      const old = prev ? Object.fromEntries(Object.entries(prev).filter(([k, v]) => row[k as keyof typeof row] !== v)) : undefined;
+      c = change(origin, 'public.customer', prev ? 'update' : 'insert', row, old);
+      this.truth.set(key, row);
+    }
+    this.state.set(key, c.op === 'update' ? { ...c, op: 'insert' } : c);
+    // The origin holds what it wrote (until the hub evicts it).
+    const now = this.truth.get(key);
+    if (now) this.mine(origin).set(key, now);
+    else this.mine(origin).delete(key);
+    for (const [b, d] of p.receivers(c)) {
+      if (d === 'evict' || c.op === 'delete') this.mine(b).delete(key);
+      else this.mine(b).set(key, c.row as Record<string, string>);
+    }
+  }
+
+  mine(branch: string): Held {
+    return this.held.get(branch) as Held;
+  }
+
+  /** hq holds every customer, a store exactly those of its store_id. */
+  expectSubsets(all: ReadonlyMap<string, BranchRouting>): void {
+    for (const [b, routing] of all) {
+      const expected = [...this.truth].filter(([, row]) => b === 'hq' || row.store_id === routing.attributes.store_id);
+      expect(new Map(this.mine(b))).toEqual(new Map(expected));
+    }
+  }
+}
+
 describe('RoutingPolicy', () => {
   const policy = RoutingPolicy.of(CHAIN, branches(3)) as RoutingPolicy;
 
@@ -96,10 +149,12 @@ describe('RoutingPolicy', () => {
     // writer, which may have to let it go), not for 300 stores.
     const big = RoutingPolicy.of(CHAIN, branches(300)) as RoutingPolicy;
     let calls = 0;
-    const decide = big.decide.bind(big);
-    big.decide = (b, c) => {
+    // Counts the per-branch decisions receivers() makes (a private method, spied on by name).
+    const spied = big as unknown as { decideWith: (...args: unknown[]) => unknown };
+    const decide = spied.decideWith.bind(big);
+    spied.decideWith = (...args) => {
       calls++;
-      return decide(b, c);
+      return decide(...args);
     };
     const c = change('hq', 'public.customer', 'insert', { id: '1', store_id: '17' });
     expect(Object.fromEntries(big.receivers(c))).toEqual({ s17: 'deliver' });
@@ -131,37 +186,9 @@ describe('RoutingPolicy', () => {
     });
     fc.assert(
       fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
-        const truth = new Map<string, Record<string, string>>();
-        const held = new Map(ids.map((b) => [b, new Map<string, Record<string, string>>()]));
-        for (const s of steps) {
-          const key = String(s.key);
-          const prev = truth.get(key);
-          let c: Change;
-          if (s.kind === 'delete') {
-            if (!prev) continue;
-            c = change(s.origin, 'public.customer', 'delete', null, prev);
-            truth.delete(key);
-          } else {
-            const row = { id: key, store_id: String(s.store), n: String(steps.indexOf(s)) };
-            const old = prev ? Object.fromEntries(Object.entries(prev).filter(([k, v]) => row[k as keyof typeof row] !== v)) : undefined;
-            c = change(s.origin, 'public.customer', prev ? 'update' : 'insert', row, old);
-            truth.set(key, row);
-          }
-          // The origin holds what it wrote (until the hub evicts it).
-          if (truth.has(key)) held.get(s.origin)?.set(key, truth.get(key) as Record<string, string>);
-          else held.get(s.origin)?.delete(key);
-          for (const [b, d] of p.receivers(c)) {
-            const mine = held.get(b) as Map<string, Record<string, string>>;
-            if (d === 'evict' || c.op === 'delete') mine.delete(key);
-            else mine.set(key, c.row as Record<string, string>);
-          }
-        }
-        for (const b of ids) {
-          const routing = all.get(b) as BranchRouting;
-          const expected = [...truth].filter(([, row]) => b === 'hq' || row.store_id === routing.attributes.store_id);
-          const got = [...(held.get(b) as Map<string, Record<string, string>>)];
-          expect(new Map(got)).toEqual(new Map(expected));
-        }
+        const sim = new Simulation(ids);
+        steps.forEach((s, n) => sim.step(p, s.origin, String(s.key), s.kind === 'delete' ? undefined : s.store, n));
+        sim.expectSubsets(all);
       }),
       { numRuns: 300 },
     );
@@ -197,52 +224,25 @@ describe('RoutingPolicy', () => {
       fc.property(fc.array(step, { maxLength: 50 }), (steps) => {
         let all = branches(stores);
         let p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
-        const ids = [...all.keys()];
-        const truth = new Map<string, Record<string, string>>();
-        const state = new Map<string, Change>();
-        const held = new Map(ids.map((b) => [b, new Map<string, Record<string, string>>()]));
+        const sim = new Simulation([...all.keys()]);
         steps.forEach((s, n) => {
-          if (s.kind === 'reassign') {
-            const before = all.get(s.store) as BranchRouting;
-            all = new Map(all).set(s.store, { groups: ['store'], attributes: { store_id: String(s.to) } });
-            p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
-            const resync = planResync(s.store, { routes: CHAIN, ...before }, p, all);
-            const mine = held.get(s.store) as Map<string, Record<string, string>>;
-            for (const [key, v] of state) {
-              if (resync.holds(v)) {
-                if (v.row) mine.set(key, v.row as Record<string, string>);
-                else mine.delete(key);
-              } else if (resync.evicts([v], false)) mine.delete(key);
-            }
+          if (s.kind !== 'reassign') {
+            sim.step(p, s.origin, String(s.key), s.kind === 'delete' ? undefined : s.store, n);
             return;
           }
-          const key = String(s.key);
-          const prev = truth.get(key);
-          let c: Change;
-          if (s.kind === 'delete') {
-            if (!prev) return;
-            c = change(s.origin, 'public.customer', 'delete', null, prev);
-            truth.delete(key);
-          } else {
-            const row = { id: key, store_id: String(s.store), n: String(n) };
-            const old = prev ? Object.fromEntries(Object.entries(prev).filter(([k, v]) => row[k as keyof typeof row] !== v)) : undefined;
-            c = change(s.origin, 'public.customer', prev ? 'update' : 'insert', row, old);
-            truth.set(key, row);
-          }
-          state.set(key, c.op === 'update' ? { ...c, op: 'insert' } : c);
-          if (truth.has(key)) held.get(s.origin)?.set(key, truth.get(key) as Record<string, string>);
-          else held.get(s.origin)?.delete(key);
-          for (const [b, d] of p.receivers(c)) {
-            const mine = held.get(b) as Map<string, Record<string, string>>;
-            if (d === 'evict' || c.op === 'delete') mine.delete(key);
-            else mine.set(key, c.row as Record<string, string>);
+          const before = all.get(s.store) as BranchRouting;
+          all = new Map(all).set(s.store, { groups: ['store'], attributes: { store_id: String(s.to) } });
+          p = RoutingPolicy.of(CHAIN, all) as RoutingPolicy;
+          const resync = planResync(s.store, { routes: CHAIN, ...before }, p, all);
+          const mine = sim.mine(s.store);
+          for (const [key, v] of sim.state) {
+            if (resync.holds(v)) {
+              if (v.row) mine.set(key, v.row as Record<string, string>);
+              else mine.delete(key);
+            } else if (resync.evicts([v], false)) mine.delete(key);
           }
         });
-        for (const b of ids) {
-          const attrs = (all.get(b) as BranchRouting).attributes;
-          const expected = [...truth].filter(([, row]) => b === 'hq' || row.store_id === attrs.store_id);
-          expect(new Map(held.get(b))).toEqual(new Map(expected));
-        }
+        sim.expectSubsets(all);
       }),
       { numRuns: 300 },
     );

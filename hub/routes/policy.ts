@@ -12,7 +12,8 @@
  */
 import type { Change } from '../../protocol/index.js';
 import { equalityIndex, evaluate, parseFilter, type Filter } from './filter.js';
-import { inGroups, tableMatcher, type BranchRouting, type Route } from './route.js';
+import { tableMatcher } from '../../protocol/table-pattern.js';
+import { inGroups, type BranchRouting, type Route } from './route.js';
 
 export type Decision = 'deliver' | 'evict' | 'skip';
 
@@ -79,13 +80,17 @@ export class RoutingPolicy {
    * that took the row out of the branch's own subset (a store handing a customer to another).
    */
   decide(branch: string, c: Change): Decision {
-    if (branch === c.origin) return this.decideOwn(branch, c);
+    return this.decideWith(branch, c, this.sending(c), rowBefore(c));
+  }
+
+  /** `decide` with the routes carrying `c` and its old row already found (once per change). */
+  private decideWith(branch: string, c: Change, routes: readonly CompiledRoute[], before: Row | null): Decision {
+    if (branch === c.origin) return this.decideOwn(branch, c, routes);
     const attributes = this.branches.get(branch)?.attributes ?? {};
-    const before = rowBefore(c);
     let any = false;
     let selAfter = false;
     let selBefore = false;
-    for (const r of this.sending(c)) {
+    for (const r of routes) {
       if (!r.receivers.has(branch)) continue;
       any = true;
       if (r.filter === null) return 'deliver';
@@ -104,11 +109,11 @@ export class RoutingPolicy {
     }
   }
 
-  private decideOwn(branch: string, c: Change): Decision {
+  private decideOwn(branch: string, c: Change, routes: readonly CompiledRoute[] = this.sending(c)): Decision {
     if (c.row === null) return 'skip';
     const attributes = this.branches.get(branch)?.attributes ?? {};
     let any = false;
-    for (const r of this.sending(c)) {
+    for (const r of routes) {
       if (!r.receivers.has(branch)) continue;
       if (r.filter === null || evaluate(r.filter, c.row, attributes)) return 'skip';
       any = true;
@@ -124,7 +129,8 @@ export class RoutingPolicy {
   receivers(c: Change): Map<string, Exclude<Decision, 'skip'>> {
     const candidates = new Set<string>();
     const before = rowBefore(c);
-    for (const r of this.sending(c)) {
+    const routes = this.sending(c);
+    for (const r of routes) {
       if (r.index === null) {
         for (const b of r.receivers) candidates.add(b);
         continue;
@@ -139,7 +145,7 @@ export class RoutingPolicy {
     candidates.add(c.origin);
     const out = new Map<string, Exclude<Decision, 'skip'>>();
     for (const b of candidates) {
-      const d = this.decide(b, c);
+      const d = this.decideWith(b, c, routes, before);
       if (d !== 'skip') out.set(b, d);
     }
     return out;

@@ -122,13 +122,6 @@ export function validateRoutes(input: unknown, attributes: ReadonlySet<string> |
   });
 }
 
-/** A compiled table pattern. */
-export function tableMatcher(pattern: string): (table: string) => boolean {
-  if (!pattern.includes('*')) return (t) => t === pattern;
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.$]/g, '\\$&')).join('.*')}$`);
-  return (t) => re.test(t);
-}
-
 /** Whether a branch with `groups` is one of `wanted` (which may hold `*`). */
 export function inGroups(groups: readonly string[], wanted: readonly string[]): boolean {
   return wanted.some((w) => w === '*' || groups.includes(w));
