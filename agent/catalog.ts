@@ -29,6 +29,30 @@ export interface TableInfo {
   readonly strategy: StrategyName | undefined;
   /** `r` plain table, `p` partitioned table. */
   readonly relkind: 'r' | 'p';
+  /** How concurrent updates merge: whole rows, or column by column (protocol/merge.ts). */
+  readonly merge: 'row' | 'column';
+  /** Counter columns (column-level tables only). */
+  readonly additive: readonly string[];
+}
+
+/** Counter columns must hold exact numbers. */
+const ADDITIVE_TYPES = /^(smallint|integer|bigint|numeric(\(\d+(,\d+)?\))?)$/;
+
+/** The merge mode and counter columns of `config`, checked against the table's columns. */
+function mergeOf(config: TableConfig, columns: readonly ColumnInfo[], pk: readonly string[]): { merge: 'row' | 'column'; additive: string[] } {
+  const additive = [...new Set(config.additive ?? [])];
+  for (const a of additive) {
+    const c = columns.find((x) => x.name === a);
+    if (!c) throw new AgentError('bad_additive', `table ${config.name}: additive column ${a} does not exist (or is generated)`);
+    if (pk.includes(a)) throw new AgentError('bad_additive', `table ${config.name}: additive column ${a} is part of the primary key`);
+    if (!ADDITIVE_TYPES.test(c.type)) {
+      throw new AgentError('bad_additive', `table ${config.name}: additive column ${a} has type ${c.type}; counters must be smallint, integer, bigint or numeric`);
+    }
+  }
+  if (config.merge === 'row' && additive.length > 0) {
+    throw new AgentError('bad_additive', `table ${config.name}: additive columns need merge: column (counters merge column by column)`);
+  }
+  return { merge: additive.length > 0 ? 'column' : (config.merge ?? 'row'), additive };
 }
 
 const TYPE_COMPONENTS_SQL = `
@@ -111,6 +135,7 @@ export async function introspectTable(q: Queryable, config: TableConfig): Promis
     pins: ALL_PINS.filter((p) => pins.has(p)),
     strategy: config.conflictStrategy,
     relkind: r.relkind,
+    ...mergeOf(config, columns, pk),
   };
 }
 
@@ -121,17 +146,19 @@ interface TablesRow {
   pins: Pin[];
   strategy: StrategyName | null;
   relkind: 'r' | 'p';
+  merge: 'row' | 'column';
+  additive: string[];
 }
 
 /** The installed tables, as recorded in `hubsync.tables` at install. */
 export async function loadInstalledTables(q: Queryable): Promise<Map<string, TableInfo>> {
   const { rows } = await q.query<TablesRow>(
-    `SELECT tbl, columns, pk_columns, pins, strategy, relkind FROM hubsync.tables ORDER BY position, tbl`,
+    `SELECT tbl, columns, pk_columns, pins, strategy, relkind, merge, additive FROM hubsync.tables ORDER BY position, tbl`,
   );
   return new Map(
     rows.map((x) => [
       x.tbl,
-      { name: x.tbl, columns: x.columns, pk: x.pk_columns, pins: x.pins, strategy: x.strategy ?? undefined, relkind: x.relkind },
+      { name: x.tbl, columns: x.columns, pk: x.pk_columns, pins: x.pins, strategy: x.strategy ?? undefined, relkind: x.relkind, merge: x.merge, additive: x.additive },
     ]),
   );
 }

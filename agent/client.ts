@@ -474,7 +474,7 @@ class Connection {
     }
     this.hello = h;
     this.arm();
-    this.deps.engine.setPolicy(h.policy);
+    await this.deps.engine.setPolicy(h.policy);
     this.deps.outbox.sendable = sendableTables(h.send_tables);
     const expires = Date.parse(h.token_expires_at);
     if (Number.isFinite(expires)) this.grant = { ...this.grant, expiresAtMs: expires };

@@ -16,6 +16,13 @@ export interface TableConfig {
   readonly name: string;
   /** Overrides the tenant's conflict strategy for this table (must be the same at every branch). */
   readonly conflictStrategy?: StrategyName;
+  /**
+   * `column`: concurrent updates of different columns both survive (docs/sync-semantics.md
+   * "Column-level tables and counters"). Must be the same at every branch.
+   */
+  readonly merge?: 'row' | 'column';
+  /** Counter columns: changes travel as differences and add up. Makes the table column-level. */
+  readonly additive?: readonly string[];
 }
 
 export interface AgentConfig {
@@ -166,22 +173,31 @@ function parseTableList(name: string, raw: string): TableConfig[] {
     });
 }
 
-/** File form: a list of names or of `{name, conflictStrategy}`. */
+/** File form: a list of names or of `{name, conflictStrategy, merge, additive}`. */
 function parseTableFile(name: string, raw: unknown): TableConfig[] {
   if (typeof raw === 'string') return parseTableList(name, raw);
   if (!Array.isArray(raw)) throw new ConfigError(name, `${name}: must be a list of tables`);
   return raw.map((item: unknown, i) => {
     const at = `${name}[${i}]`;
     if (typeof item === 'string') return { name: parseTableName(at, item) };
-    if (typeof item !== 'object' || item === null) throw new ConfigError(at, `${at}: must be a table name or {name, conflictStrategy}`);
+    if (typeof item !== 'object' || item === null) throw new ConfigError(at, `${at}: must be a table name or {name, conflictStrategy, merge, additive}`);
     const o = item as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (k !== 'name' && k !== 'conflictStrategy') throw new ConfigError(at, `${at}: unknown key "${k}"`);
+      if (!['name', 'conflictStrategy', 'merge', 'additive'].includes(k)) throw new ConfigError(at, `${at}: unknown key "${k}"`);
     }
-    const t = parseTableName(`${at}.name`, o.name);
-    return o.conflictStrategy === undefined
-      ? { name: t }
-      : { name: t, conflictStrategy: parseStrategy(`${at}.conflictStrategy`, o.conflictStrategy) };
+    const t: { -readonly [K in keyof TableConfig]: TableConfig[K] } = { name: parseTableName(`${at}.name`, o.name) };
+    if (o.conflictStrategy !== undefined) t.conflictStrategy = parseStrategy(`${at}.conflictStrategy`, o.conflictStrategy);
+    if (o.merge !== undefined) {
+      if (o.merge !== 'row' && o.merge !== 'column') throw new ConfigError(`${at}.merge`, `${at}.merge: must be row or column (got ${JSON.stringify(o.merge)})`);
+      t.merge = o.merge;
+    }
+    if (o.additive !== undefined) {
+      if (!Array.isArray(o.additive) || o.additive.some((c) => typeof c !== 'string' || c === '')) {
+        throw new ConfigError(`${at}.additive`, `${at}.additive: must be a list of column names`);
+      }
+      t.additive = o.additive as string[];
+    }
+    return t;
   });
 }
 

@@ -8,6 +8,8 @@ export type AgentErrorCode =
   | 'no_primary_key'
   | 'unsupported_type' // a column type whose text form cannot travel (see agent/sql/types.ts)
   | 'identity_always' // a GENERATED ALWAYS identity column outside the primary key
+  | 'bad_additive' // a counter column that is missing, in the key, or not an exact number
+  | 'merge_mismatch' // this branch merges a table otherwise than the tenant declares
   | 'other_installation' // hubsync in this database belongs to another tenant or branch
   | 'not_installed'
   | 'install_outdated' // the configured tables differ from the installed ones

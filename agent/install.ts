@@ -76,12 +76,13 @@ export async function install(pool: pg.Pool, options: InstallOptions): Promise<I
       const sql = captureSql(t, options.branchId);
       await c.query(sql.install);
       await c.query(
-        `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function, position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function, position, merge, additive)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk_columns = excluded.pk_columns,
            pins = excluded.pins, strategy = excluded.strategy, relkind = excluded.relkind,
-           capture_function = excluded.capture_function, position = excluded.position, installed_at = now()`,
-        [t.name, JSON.stringify(t.columns), t.pk, t.pins, t.strategy ?? null, t.relkind, sql.functionName, position],
+           capture_function = excluded.capture_function, position = excluded.position,
+           merge = excluded.merge, additive = excluded.additive, installed_at = now()`,
+        [t.name, JSON.stringify(t.columns), t.pk, t.pins, t.strategy ?? null, t.relkind, sql.functionName, position, t.merge, t.additive],
       );
     }
     return {

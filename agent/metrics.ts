@@ -84,6 +84,7 @@ export class AgentMetrics {
     if (r.applied) this.applied.inc({ result: 'applied' }, r.applied);
     if (r.skipped) this.applied.inc({ result: 'skipped' }, r.skipped);
     if (r.conflicts) this.applied.inc({ result: 'conflict' }, r.conflicts);
+    if (r.merged) this.applied.inc({ result: 'merged' }, r.merged);
     if (r.deadLetters) this.applied.inc({ result: 'dead_letter' }, r.deadLetters);
     if (r.skewed) this.clockSkew.inc(r.skewed);
     for (const [reason, n] of Object.entries(r.retries)) if (n > 0) this.applyRetries.inc({ reason }, n);

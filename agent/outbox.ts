@@ -10,6 +10,7 @@
  * all syncing, and deleting what was acknowledged already tracks what was sent, row by row.
  */
 import type { Change, Op, Row, VersionVector } from '../protocol/messages.js';
+import type { ColumnState } from '../protocol/merge.js';
 import { keepSendable } from './send-tables.js';
 import { encodeHlc, hlcFromBigInt } from '../protocol/hlc.js';
 import { normalize } from '../protocol/version-vector.js';
@@ -63,6 +64,8 @@ interface LogRow {
   old: Row | null;
   hlc: string;
   vv: VersionVector;
+  /** Column-level tables: the row's column state after the change (schema version 4). */
+  cols: ColumnState | null;
 }
 
 export interface OutboxBatch {
@@ -97,6 +100,7 @@ export function toChange(r: LogRow, origin: string, txEnd: boolean): Change {
     pk: r.pk,
     row: r.op === 'delete' ? null : r.row,
     ...(old === null ? {} : { old }),
+    ...(r.cols === null ? {} : { cols: r.cols }),
     hlc: encodeHlc(hlcFromBigInt(BigInt(r.hlc))),
     vv: normalize(r.vv),
     origin,
@@ -127,13 +131,13 @@ export class Outbox {
     const exclude = options.exclude ?? [];
     const head = await this.q.query<LogRow & { n: number }>(
       `WITH head AS (
-         SELECT seq, tx, tbl, op, pk, "row", old, hlc, vv FROM hubsync.change_log
+         SELECT seq, tx, tbl, op, pk, "row", old, hlc, vv, cols FROM hubsync.change_log
          WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2
        ), n AS (
          SELECT c.tx, count(*)::int AS n FROM hubsync.change_log c
          WHERE c.tx IN (SELECT tx FROM head) AND c.seq <> ALL($1::bigint[]) GROUP BY c.tx
        )
-       SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.old, h.hlc::text AS hlc, h.vv, n.n
+       SELECT h.seq::text AS seq, h.tx::text AS tx, h.tbl, h.op, h.pk, h."row", h.old, h.hlc::text AS hlc, h.vv, h.cols, n.n
          FROM head h JOIN n ON n.tx = h.tx ORDER BY h.seq`,
       // One row more than a batch holds: its transaction tells whether anything is left over.
       [exclude, Math.max(1, Math.min(options.batchSize, options.maxPerBatch)) + 1],
@@ -158,7 +162,7 @@ export class Outbox {
     const short = plan.filter((p) => (byTx.get(p.tx)?.length ?? 0) < p.take);
     if (short.length > 0) {
       const rest = await this.q.query<LogRow>(
-        `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", old, hlc::text AS hlc, vv FROM hubsync.change_log
+        `SELECT seq::text AS seq, tx::text AS tx, tbl, op, pk, "row", old, hlc::text AS hlc, vv, cols FROM hubsync.change_log
          WHERE tx = ANY($1::xid8[]) AND seq <> ALL($2::bigint[]) ORDER BY seq`,
         [short.map((p) => p.tx), exclude],
       );

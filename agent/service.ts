@@ -55,12 +55,18 @@ export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Pro
     );
   }
   const installed = await loadInstalledTables(pool);
-  const wanted = new Map(config.tables.map((t) => [t.name, t.conflictStrategy]));
+  const wanted = new Map(config.tables.map((t) => [t.name, t]));
   const differences: string[] = [];
-  for (const [name, strategy] of wanted) {
+  for (const [name, want] of wanted) {
     const t = installed.get(name);
+    const strategy = want.conflictStrategy;
+    const merge = (want.additive?.length ?? 0) > 0 ? 'column' : (want.merge ?? 'row');
+    const additive = [...new Set(want.additive ?? [])].sort().join(',');
     if (!t) differences.push(`${name} is configured but not installed`);
     else if (t.strategy !== strategy) differences.push(`${name} strategy is ${t.strategy ?? 'the tenant default'} at install, ${strategy ?? 'the tenant default'} in the configuration`);
+    else if (t.merge !== merge || [...t.additive].sort().join(',') !== additive) {
+      differences.push(`${name} merges by ${t.merge} with counters [${t.additive.join(', ')}] at install, by ${merge} with [${additive.split(',').filter(Boolean).join(', ')}] in the configuration`);
+    }
   }
   for (const name of installed.keys()) if (!wanted.has(name)) differences.push(`${name} is installed but not configured`);
   if (differences.length > 0) {

@@ -21,18 +21,19 @@ import type { Row, Value, VersionVector } from './messages.js';
  * `best`: the highest-priority branch among the writers of this column up to that write (under
  * branch-priority a write inherits the rank of what it overwrote, so order agrees with causality).
  */
-export type Cell = readonly [value: Value, hlc: string, origin: string, n: number, best: string];
+export type Cell = [value: Value, hlc: string, origin: string, n: number, best: string];
 
 /** One branch's changes to a counter since the insert whose cell is (baseHlc, baseOrigin). */
-export type Contribution = readonly [sum: string, n: number, baseHlc: string, baseOrigin: string];
+export type Contribution = [sum: string, n: number, baseHlc: string, baseOrigin: string];
 
+// Mutable types, as the wire schema (messages.ts ColumnStateSchema) infers them; never mutated here.
 export interface CounterState {
-  readonly b: Cell;
-  readonly d: Readonly<Record<string, Contribution>>;
+  b: Cell;
+  d: Record<string, Contribution>;
 }
 
 export type ColumnValue = Cell | CounterState;
-export type ColumnState = Readonly<Record<string, ColumnValue>>;
+export type ColumnState = Record<string, ColumnValue>;
 
 /** A cell no real write loses to: the state of a column written before columns were tracked. */
 export const ZERO_HLC = '0000000000000000';

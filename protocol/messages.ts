@@ -34,6 +34,18 @@ export const RowSchema = z.record(z.string().min(1).max(63), ValueSchema);
 
 export const OpSchema = z.enum(['insert', 'update', 'delete']);
 
+const Branchish = z.union([IdSchema, z.literal('')]);
+/** A column's last write (protocol/merge.ts `Cell`): value, HLC, origin, origin's counter, best writer. */
+const CellSchema = z.tuple([ValueSchema, HlcSchema, Branchish, z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), Branchish]);
+const DecimalText = z.string().max(200).regex(/^-?\d+(\.\d+)?$/, 'must be a decimal number');
+/** A counter column: its base cell and each branch's sum of changes to that base. */
+const CounterSchema = z.strictObject({
+  b: CellSchema,
+  d: z.record(IdSchema, z.tuple([DecimalText, z.number().int().positive().max(Number.MAX_SAFE_INTEGER), HlcSchema, Branchish])),
+});
+/** Column state of a row of a column-level table (docs/sync-semantics.md "Column-level tables"). */
+export const ColumnStateSchema = z.record(z.string().min(1).max(63), z.union([CellSchema, CounterSchema]));
+
 export const ChangeSchema = z.strictObject({
   /** Schema-qualified table, e.g. `public.customer`. */
   table: z.string().min(3).max(130),
@@ -52,6 +64,8 @@ export const ChangeSchema = z.strictObject({
    * the branch removes its copy without a tombstone. An agent sending it is refused.
    */
   evict: z.literal(true).optional(),
+  /** Column-level tables: the state of every column as the writer had it (protocol/merge.ts). */
+  cols: ColumnStateSchema.optional(),
   hlc: HlcSchema,
   vv: VersionVectorSchema,
   origin: IdSchema,

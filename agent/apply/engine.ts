@@ -13,6 +13,7 @@
 import type pg from 'pg';
 import type { Version } from '../../protocol/conflict.js';
 import { encodeHlc, hlcFromBigInt } from '../../protocol/hlc.js';
+import type { ColumnState } from '../../protocol/merge.js';
 import type { Change, LogEntry, TenantPolicy, VersionVector } from '../../protocol/messages.js';
 import type { TableInfo } from '../catalog.js';
 import { sqlState } from '../db.js';
@@ -53,6 +54,8 @@ export interface ApplyResult {
   readonly applied: number;
   /** Stale or duplicate changes, and entries at or below the cursor. */
   readonly skipped: number;
+  /** Concurrent changes of column-level rows merged without losing a write. */
+  readonly merged: number;
   readonly conflicts: number;
   readonly deadLetters: number;
   /** Conflicts this branch reports (its own version won) and dead letters, recorded and not yet sent. */
@@ -96,11 +99,13 @@ interface ReadRow {
   hlc: string | null;
   origin: string | null;
   deleted: boolean | null;
+  cols: ColumnState | null;
 }
 
 interface Acc {
   applied: number;
   skipped: number;
+  merged: number;
   conflicts: number;
   deadLetters: number;
   reports: PendingReport[];
@@ -145,9 +150,13 @@ export class ApplyEngine {
     return performance.now() < this.lockedUntil;
   }
 
-  /** The tenant policy from the hub's `hello`. */
-  setPolicy(policy: TenantPolicy): void {
+  /**
+   * The tenant policy from the hub's `hello`. The branch priority is also kept in the database:
+   * the capture of column-level tables ranks the writers of a column by it (protocol/merge.ts).
+   */
+  async setPolicy(policy: TenantPolicy): Promise<void> {
     this.policy = policy;
+    await this.pool.query(`UPDATE hubsync.apply_state SET priority = $1 WHERE priority IS DISTINCT FROM $1::text[]`, [policy.branch_priority]);
   }
 
   /** Where the stream stands here: the cursor, and whether the branch was ever bootstrapped. */
@@ -186,6 +195,7 @@ export class ApplyEngine {
     const acc: Acc = {
       applied: 0,
       skipped: 0,
+      merged: 0,
       conflicts: 0,
       deadLetters: 0,
       reports: [],
@@ -339,6 +349,7 @@ export class ApplyEngine {
           cur: r.cur,
           version,
           stored: r.hlc === null || r.vv === null ? null : { hlc: r.hlc, vv: r.vv },
+          cols: r.cols,
         });
       }
     }
@@ -366,6 +377,7 @@ export class ApplyEngine {
   private account(plan: Plan, res: readonly pg.QueryResult[], message: { conflicts: number | null; deadLetters: number | null }, acc: Acc): void {
     acc.applied += plan.applied;
     acc.skipped += plan.skipped;
+    acc.merged += plan.merged;
     acc.skewed += plan.skewed;
     acc.conflicts += plan.conflicts.length;
     acc.deadLetters += plan.deadLetters.length;

@@ -16,7 +16,7 @@ const kv: TableInfo = {
   pk: ['k'],
   pins: [],
   strategy: undefined,
-  relkind: 'r',
+  relkind: 'r', merge: 'row', additive: [],
 };
 const ctx: PlanContext = {
   policy: { conflict_strategy: 'last-write-wins', branch_priority: [] },
@@ -38,7 +38,7 @@ function item(offset: number, c: Partial<Change> & { k: string }): Item {
 }
 
 function absent(k: string): RowRead {
-  return { pk: { k }, pkText: `{"k": "${k}"}`, cur: null, version: null, stored: null };
+  return { pk: { k }, pkText: `{"k": "${k}"}`, cur: null, version: null, stored: null, cols: null };
 }
 
 function present(k: string, values: Record<string, string | null>, version: Version | null): RowRead {
@@ -48,6 +48,7 @@ function present(k: string, values: Record<string, string | null>, version: Vers
     cur: { k, ...values },
     version,
     stored: version === null ? null : { hlc: '1', vv: version.vv },
+    cols: null,
   };
 }
 

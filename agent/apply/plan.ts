@@ -8,7 +8,8 @@
  * changed by 500 source transactions costs one UPDATE, not 500. The transaction then checks,
  * under lock, that every row is still as read (else it is planned again) and writes the plan.
  */
-import { resolve, strategyFor, type Strategy, type Version } from '../../protocol/conflict.js';
+import { resolve, strategyFor, type Decision, type Strategy, type Version } from '../../protocol/conflict.js';
+import { impliedColumns, joinColumns, rowOf, untrackedColumns, type ColumnState } from '../../protocol/merge.js';
 import { decodeHlc, hlcToBigInt } from '../../protocol/hlc.js';
 import type { Change, Row, StrategyName, TenantPolicy } from '../../protocol/messages.js';
 import type { TableInfo } from '../catalog.js';
@@ -32,6 +33,8 @@ export interface RowRead {
   readonly version: Version | null;
   /** The stored version exactly as read (HLC as SQL bigint text), for the check under lock. */
   readonly stored: { readonly hlc: string; readonly vv: unknown } | null;
+  /** Column-level tables: the row's column state (protocol/merge.ts); null when not tracked. */
+  readonly cols: ColumnState | null;
 }
 
 export interface PlanContext {
@@ -56,6 +59,8 @@ export interface RowPlan {
   readonly values: readonly (string | null)[];
   /** The version after the chunk; null: forgotten (the hub evicted the row: it left this branch's subset). */
   readonly version: Version | null;
+  /** The column state after the chunk (column-level tables). */
+  readonly cols: ColumnState | null;
 }
 
 export interface ConflictPlan {
@@ -70,6 +75,8 @@ export interface ConflictPlan {
   readonly offset: number | null;
   /** This branch's own version won: it reports the conflict to the hub. */
   readonly report: boolean;
+  /** Column-level tables: the columns both sides wrote (one write lost) and those merged. */
+  readonly columns: { readonly conflicted: readonly string[]; readonly merged: readonly string[] } | null;
 }
 
 export interface DeadLetterPlan {
@@ -87,6 +94,8 @@ export interface Plan {
   readonly deadLetters: readonly DeadLetterPlan[];
   readonly applied: number;
   readonly skipped: number;
+  /** Concurrent changes of column-level rows that merged without losing a write (no conflict recorded). */
+  readonly merged: number;
   /** Remote timestamps beyond the skew limit (applied, but the local clock does not follow). */
   readonly skewed: number;
   /** Highest HLC within the skew limit, as SQL bigint; the local clock's floor rises to it. */
@@ -116,6 +125,7 @@ interface State {
   touched: Set<string>;
   reborn: boolean;
   version: Version | null;
+  cols: ColumnState | null;
   changed: boolean;
 }
 
@@ -145,6 +155,7 @@ export function planChunk(input: {
   const deadLetters: DeadLetterPlan[] = [];
   let applied = 0;
   let skipped = 0;
+  let merged = 0;
   let skewed = 0;
   let floor = 0n;
   let top = cursor ?? 0;
@@ -203,6 +214,7 @@ export function planChunk(input: {
         touched: new Set(),
         reborn: false,
         version: read.version,
+        cols: read.cols,
         changed: false,
       };
       states.set(id, s);
@@ -213,6 +225,7 @@ export function planChunk(input: {
       applied++;
       s.present = false;
       s.version = null;
+      s.cols = null;
       s.changed = true;
       return;
     }
@@ -222,6 +235,13 @@ export function planChunk(input: {
     const decision = resolve(local, incoming, st);
     if (decision.action === 'skip') {
       skipped++;
+      return;
+    }
+    if (c.table.merge === 'column') {
+      const out = mergeColumns(s, it, incoming, decision, st);
+      applied++;
+      if (out.conflict) conflicts.push({ ...out.conflict, offset: it.offset, report: out.conflict.winner === 'local' && local?.origin === ctx.branchId });
+      else if (decision.action === 'conflict') merged++;
       return;
     }
     if (decision.action === 'conflict' && local !== null) {
@@ -236,6 +256,7 @@ export function planChunk(input: {
         incomingRow: it.change.row,
         offset: it.offset,
         report: decision.winner === 'local' && local.origin === ctx.branchId,
+        columns: null,
       });
     }
     if (decision.action === 'apply' || decision.winner === 'incoming') {
@@ -278,7 +299,67 @@ export function planChunk(input: {
     // Columns in table order, so rows written alike share one statement.
     const order = new Map(s.table.columns.map((x, j) => [x.name, j]));
     columns.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-    rows.push({ table: s.table, key: s.key, read: s.read, write, columns, values: columns.map((x) => s.values.get(x) ?? null), version: s.version });
+    rows.push({ table: s.table, key: s.key, read: s.read, write, columns, values: columns.map((x) => s.values.get(x) ?? null), version: s.version, cols: s.cols });
   }
-  return { rows, conflicts, deadLetters, applied, skipped, skewed, floor, top };
+  return { rows, conflicts, deadLetters, applied, skipped, merged, skewed, floor, top };
+}
+
+/**
+ * Applies a change to a row of a column-level table: whether the row exists is `decision`'s
+ * (the strategy's, as for whole rows), its columns the join of both states. Returns the conflict
+ * to record: a delete against a concurrent update, or a column both sides wrote; a clean merge
+ * is not one.
+ */
+function mergeColumns(
+  s: State,
+  it: Item,
+  incoming: Version,
+  decision: Exclude<Decision, { action: 'skip' }>,
+  strategy: Strategy,
+): { conflict: Omit<ConflictPlan, 'offset' | 'report'> | null } {
+  const t = s.table;
+  const additive = new Set(t.additive);
+  const local = s.version;
+  const localCols = s.cols ?? (s.present ? untrackedColumns(Object.fromEntries(s.values), additive) : {});
+  const incomingCols = it.change.cols ?? impliedColumns(it.change, incoming, additive, t.pk);
+  const joined = joinColumns(localCols, incomingCols, strategy, local?.vv ?? {}, incoming.vv);
+  let conflict: Omit<ConflictPlan, 'offset' | 'report'> | null = null;
+  if (decision.action === 'conflict' && local !== null && (local.deleted !== incoming.deleted || joined.conflicted.length > 0)) {
+    conflict = {
+      table: t.name,
+      pk: s.read.pk,
+      strategy: strategy.name,
+      winner: decision.winner,
+      local,
+      incoming,
+      localRow: s.present ? Object.fromEntries(s.values) : null,
+      incomingRow: it.change.row,
+      columns: { conflicted: joined.conflicted, merged: joined.merged },
+    };
+  }
+  const names = t.columns.map((x) => x.name);
+  const text = (v: unknown): string | null => (v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v));
+  const values = rowOf(joined.cols, names);
+  if (decision.version.deleted) {
+    s.present = false;
+  } else if (s.present) {
+    for (const col of names) {
+      if (t.pk.includes(col) || !Object.hasOwn(values, col)) continue;
+      const v = text(values[col]);
+      if (s.values.get(col) !== v) {
+        s.values.set(col, v);
+        s.touched.add(col);
+      }
+    }
+  } else {
+    if (s.read.cur !== null) s.reborn = true;
+    s.present = true;
+    const row = it.change.row ?? {};
+    s.values = new Map(names.map((col) => [col, text(Object.hasOwn(values, col) ? values[col] : row[col])]));
+    s.touched = new Set(names);
+  }
+  s.cols = joined.cols;
+  s.version = decision.version;
+  s.changed = true;
+  return { conflict };
 }

@@ -76,7 +76,7 @@ export function tableSql(t: TableInfo, cast: ReadonlyMap<string, string>): Table
   // small tables whole into a hash, and kept doing so as they grew).
   return {
     read: (src) =>
-      `SELECT u.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted
+      `SELECT u.ord::int AS ord, p.pk, p.pk::text AS pk_text, x.r AS cur, rv.vv, rv.hlc::text AS hlc, rv.origin, rv.deleted, rv.cols
        FROM jsonb_array_elements(${src}) WITH ORDINALITY AS u(e, ord)
        CROSS JOIN LATERAL (SELECT ${typedKeys('u.e')}) k
        CROSS JOIN LATERAL (SELECT ${canonicalKey} AS pk) p
@@ -84,7 +84,7 @@ export function tableSql(t: TableInfo, cast: ReadonlyMap<string, string>): Table
          SELECT ${jsonbOfColumns('b', t.columns.map((c) => c.name))} AS r FROM ${table} b WHERE ${keyMatch('k')} LIMIT 1
        ) x ON true
        LEFT JOIN LATERAL (
-         SELECT v.vv, v.hlc, v.origin, v.deleted FROM hubsync.row_version v WHERE v.key = ${name} || ' ' || p.pk::text LIMIT 1
+         SELECT v.vv, v.hlc, v.origin, v.deleted, v.cols FROM hubsync.row_version v WHERE v.key = ${name} || ' ' || p.pk::text LIMIT 1
        ) rv ON true`,
     // Rows are locked in key order (the outer rows are sorted before the LATERAL lock), so two
     // applies cannot deadlock, and the lock order is the one documented for local writers.
@@ -230,10 +230,10 @@ export function applyMessage(input: {
   }
   const fresh = plan.rows.filter((r): r is RowPlan & { version: Version } => r.read.stored === null && r.version !== null);
   if (fresh.length > 0) {
-    const src = fresh.map((r) => [`${r.table.name} ${r.read.pkText}`, r.table.name, r.read.pk, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted]);
+    const src = fresh.map((r) => [`${r.table.name} ${r.read.pkText}`, r.table.name, r.read.pk, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted, r.cols]);
     parts.push(
-      `WITH w AS (INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
-         SELECT u.e->>0, u.e->>1, u.e->2, u.e->3, (u.e->>4)::bigint, u.e->>5, (u.e->>6)::boolean FROM jsonb_array_elements(${jsonbLiteral(src)}) AS u(e)
+      `WITH w AS (INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted, cols)
+         SELECT u.e->>0, u.e->>1, u.e->2, u.e->3, (u.e->>4)::bigint, u.e->>5, (u.e->>6)::boolean, nullif(u.e->7, 'null'::jsonb) FROM jsonb_array_elements(${jsonbLiteral(src)}) AS u(e)
          ON CONFLICT (key) DO NOTHING RETURNING 1)
        SELECT hubsync.expect(count(*), ${fresh.length}, 'new row versions') FROM w`,
     );
@@ -249,9 +249,9 @@ export function applyMessage(input: {
   }
   const known = plan.rows.filter((r): r is RowPlan & { version: Version } => r.read.stored !== null && r.version !== null);
   if (known.length > 0) {
-    const src = known.map((r) => [`${r.table.name} ${r.read.pkText}`, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted, r.read.stored?.vv, r.read.stored?.hlc]);
+    const src = known.map((r) => [`${r.table.name} ${r.read.pkText}`, normalize(r.version.vv), hlcSql(r.version.hlc), r.version.origin, r.version.deleted, r.read.stored?.vv, r.read.stored?.hlc, r.cols]);
     parts.push(
-      `WITH w AS (UPDATE hubsync.row_version AS rv SET vv = u.e->1, hlc = (u.e->>2)::bigint, origin = u.e->>3, deleted = (u.e->>4)::boolean
+      `WITH w AS (UPDATE hubsync.row_version AS rv SET vv = u.e->1, hlc = (u.e->>2)::bigint, origin = u.e->>3, deleted = (u.e->>4)::boolean, cols = nullif(u.e->7, 'null'::jsonb)
          FROM jsonb_array_elements(${jsonbLiteral(src)}) AS u(e)
          WHERE rv.key = u.e->>0 AND rv.vv = u.e->5 AND rv.hlc = (u.e->>6)::bigint RETURNING 1)
        SELECT hubsync.expect(count(*), ${known.length}, 'row versions as read') FROM w`,
@@ -270,11 +270,12 @@ export function applyMessage(input: {
       c.incomingRow,
       c.offset,
       c.report,
+      c.columns,
     ]);
     conflicts = parts.length;
     parts.push(
-      `INSERT INTO hubsync.conflicts (tbl, pk, strategy, winner, local_version, incoming_version, local_row, incoming_row, log_offset, report)
-       SELECT u.e->>0, u.e->1, u.e->>2, u.e->>3, u.e->4, u.e->5, nullif(u.e->6, 'null'::jsonb), nullif(u.e->7, 'null'::jsonb), (u.e->>8)::bigint, (u.e->>9)::boolean
+      `INSERT INTO hubsync.conflicts (tbl, pk, strategy, winner, local_version, incoming_version, local_row, incoming_row, log_offset, report, columns)
+       SELECT u.e->>0, u.e->1, u.e->>2, u.e->>3, u.e->4, u.e->5, nullif(u.e->6, 'null'::jsonb), nullif(u.e->7, 'null'::jsonb), (u.e->>8)::bigint, (u.e->>9)::boolean, nullif(u.e->10, 'null'::jsonb)
        FROM jsonb_array_elements(${jsonbLiteral(src)}) WITH ORDINALITY AS u(e, ord) ORDER BY u.ord
        RETURNING id::text AS id, detected_at`,
     );

@@ -98,6 +98,31 @@ function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | '
     END IF;`;
 }
 
+/**
+ * The same for a column-level table (protocol/merge.ts): the row's column state is stamped by
+ * `hubsync.stamp_columns` and travels with the change. Three statements where the row-level path
+ * has one: the price of keeping both of two concurrent edits.
+ */
+function recordColumnChange(t: TableInfo, tbl: string, branch: string, kind: 'insert' | 'update' | 'delete'): string {
+  const b = quoteLiteral(branch);
+  const key = versionKeySql(tbl, 'k');
+  const additive = `${quoteLiteral(`{${t.additive.map((a) => `"${a.replace(/["\\]/g, '\\$&')}"`).join(',')}}`)}::pg_catalog.text[]`;
+  return `
+    INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
+    VALUES (${key}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, ${kind === 'delete'})
+    ON CONFLICT (key) DO UPDATE
+      SET vv = ${bumpedVv(b)},
+          hlc = greatest(excluded.hlc, rv.hlc ${op('+')} 1),
+          origin = excluded.origin,
+          deleted = excluded.deleted
+    RETURNING rv.vv, rv.hlc, rv.cols INTO nvv, nhlc, ncols;
+    ncols := hubsync.stamp_columns(ncols, ${kind === 'update' ? 'o' : 'NULL'}, ${kind === 'delete' ? 'NULL' : 'r'}, ${additive}, nhlc, ${b}, (nvv ${op('->>')} ${b})::pg_catalog.int8);
+    UPDATE hubsync.row_version SET cols = ncols WHERE key ${op('=')} ${key};
+    INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", old, hlc, vv, cols)
+    VALUES (pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, ${kind === 'insert' ? 'NULL' : 'o'}, nhlc, nvv, ncols)
+    RETURNING (SELECT w.waiting FROM hubsync.wake w) INTO asleep;`;
+}
+
 export interface CaptureSql {
   readonly functionName: string;
   /** Creates or replaces the function and its triggers. */
@@ -113,6 +138,7 @@ export function captureSql(t: TableInfo, branch: string): CaptureSql {
   const fn = `hubsync.${quoteIdent(captureFunctionName(t.name))}`;
   const helper = `hubsync.${quoteIdent(textRowFunctionName(t.name))}`;
   const tbl = quoteLiteral(t.name);
+  const record = (kind: 'insert' | 'update' | 'delete'): string => (t.merge === 'column' ? recordColumnChange(t, tbl, branch, kind) : recordChange(tbl, branch, kind));
   const names = t.columns.map((c) => c.name);
   const table = quoteTable(t.name);
   const pinned = t.pins.length > 0;
@@ -148,13 +174,14 @@ DECLARE
   fast pg_catalog.bool;
   nvv pg_catalog.jsonb;
   nhlc pg_catalog.int8;
+  ncols pg_catalog.jsonb;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
   IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
   ${pinned ? `fast := ${t.pins.map((p) => `(${ALREADY_PINNED[p]})`).join(` AND `)};` : ''}
   IF TG_OP ${op('=')} 'INSERT' THEN
     ${build('NEW')}
-    ${recordChange(tbl, branch, 'insert')}
+    ${record('insert')}
   ELSIF TG_OP ${op('=')} 'UPDATE' THEN
     -- Binary image equality: true when nothing changed, whatever the column types.
     IF OLD ${op('*=')} NEW THEN RETURN NULL; END IF;
@@ -165,15 +192,15 @@ BEGIN
       -- A new primary key is another row: a delete of the old key and an insert of the new one.
       new_k := k;
       k := old_k;
-      ${recordChange(tbl, branch, 'delete')}
+      ${record('delete')}
       k := new_k;
-      ${recordChange(tbl, branch, 'insert')}
+      ${record('insert')}
     ELSE
-      ${recordChange(tbl, branch, 'update')}
+      ${record('update')}
     END IF;
   ELSE
     ${build('OLD')}
-    ${recordChange(tbl, branch, 'delete')}
+    ${record('delete')}
   END IF;
   -- NOTIFY only while the agent sleeps: a notifying commit takes a server-wide lock, so
   -- notifying on every write would serialise the commits of all writers.

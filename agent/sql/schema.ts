@@ -4,8 +4,10 @@
  * 2: the apply's state (cursor, clock floor) and the sender's (last ack) left `hubsync.meta` for
  * rows of their own, so acknowledging never waits behind an apply; tables gained `position`.
  * 3: `change_log.old`, the row before an update or delete (routing tells by it who held the row).
+ * 4: column-level tables: `row_version.cols` and `change_log.cols` (protocol/merge.ts), `tables.merge`
+ *    and `tables.additive`, `apply_state.priority`, `conflicts.columns`.
  */
-export const HUBSYNC_SCHEMA_VERSION = 3;
+export const HUBSYNC_SCHEMA_VERSION = 4;
 
 export const SCHEMA_DDL = `
 CREATE SCHEMA IF NOT EXISTS hubsync;
@@ -138,6 +140,67 @@ CREATE TABLE IF NOT EXISTS hubsync.dead_letter (
   reported_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS dead_letter_unreported ON hubsync.dead_letter (id) WHERE reported_at IS NULL;
+
+-- Version 4: column-level tables (protocol/merge.ts).
+ALTER TABLE hubsync.tables ADD COLUMN IF NOT EXISTS merge text NOT NULL DEFAULT 'row';
+ALTER TABLE hubsync.tables ADD COLUMN IF NOT EXISTS additive text[] NOT NULL DEFAULT '{}';
+-- The column state of a row of a column-level table; kept for tombstones too.
+ALTER TABLE hubsync.row_version ADD COLUMN IF NOT EXISTS cols jsonb;
+ALTER TABLE hubsync.change_log ADD COLUMN IF NOT EXISTS cols jsonb;
+-- The tenant's branch priority, for the capture of column-level tables.
+ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS priority text[] NOT NULL DEFAULT '{}';
+-- Which columns conflicted and which merged.
+ALTER TABLE hubsync.conflicts ADD COLUMN IF NOT EXISTS columns jsonb;
+
+-- The column state after a local write (protocol/merge.ts): every column the write set gets a
+-- cell stamped with it; a counter's change adds new − old to this branch's contribution; a
+-- delete leaves the state as it was. \`best\` keeps the better-ranked writer of the column.
+CREATE OR REPLACE FUNCTION hubsync.stamp_columns(prev jsonb, o jsonb, r jsonb, additive text[], hlc bigint, branch text, n bigint)
+RETURNS jsonb LANGUAGE plpgsql STABLE
+-- Called by SECURITY DEFINER capture functions: immune to the writer's search_path.
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  result jsonb := coalesce(prev, '{}'::jsonb);
+  h text := lpad(to_hex(hlc), 16, '0');
+  prio text[];
+  col text;
+  v jsonb;
+  p jsonb;
+  cell jsonb;
+  best text;
+  pbest text;
+  mine jsonb;
+  prior numeric;
+BEGIN
+  IF r IS NULL THEN RETURN prev; END IF;
+  SELECT a.priority INTO prio FROM hubsync.apply_state a;
+  FOR col, v IN SELECT e.key, e.value FROM jsonb_each(r) e LOOP
+    p := result -> col;
+    IF o IS NOT NULL AND (o -> col) IS NOT DISTINCT FROM v THEN
+      -- Unchanged; a row written before its columns were tracked gets the zero cell.
+      IF p IS NULL THEN
+        cell := jsonb_build_array(v, '0000000000000000', '', 0, '');
+        result := result || jsonb_build_object(col, CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END);
+      END IF;
+      CONTINUE;
+    END IF;
+    IF o IS NOT NULL AND col = ANY (additive) AND p ? 'b' THEN
+      mine := p -> 'd' -> branch;
+      prior := CASE WHEN mine IS NOT NULL AND mine ->> 2 = p -> 'b' ->> 1 AND mine ->> 3 = p -> 'b' ->> 2 THEN (mine ->> 0)::numeric ELSE 0 END;
+      result := jsonb_set(result, ARRAY[col, 'd', branch], jsonb_build_array(
+        (prior + coalesce((v #>> '{}')::numeric, 0) - coalesce((o ->> col)::numeric, 0))::text, n, p -> 'b' ->> 1, p -> 'b' ->> 2));
+      CONTINUE;
+    END IF;
+    best := branch;
+    IF p IS NOT NULL THEN
+      pbest := CASE WHEN jsonb_typeof(p) = 'object' THEN p -> 'b' ->> 4 ELSE p ->> 4 END;
+      IF coalesce(array_position(prio, pbest), 2147483647) < coalesce(array_position(prio, branch), 2147483647) THEN best := pbest; END IF;
+    END IF;
+    cell := jsonb_build_array(v, h, branch, n, best);
+    result := result || jsonb_build_object(col, CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END);
+  END LOOP;
+  RETURN result;
+END $fn$;
 
 CREATE OR REPLACE FUNCTION hubsync.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql AS $fn$

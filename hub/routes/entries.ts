@@ -6,9 +6,9 @@
 import type { Change, LogEntry } from '../../protocol/index.js';
 import type { RoutingPolicy } from './policy.js';
 
-/** What a branch receives when a row leaves its subset: the key, no row, no tombstone. */
+/** What a branch receives when a row leaves its subset: the key, no row (nor column state), no tombstone. */
 export function evictionOf(c: Change): Change {
-  const { row: _row, old: _old, tx_end, ...rest } = c;
+  const { row: _row, old: _old, cols: _cols, tx_end, ...rest } = c;
   return { ...rest, op: 'delete', row: null, evict: true, ...(tx_end === undefined ? {} : { tx_end }) };
 }
 
