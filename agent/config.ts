@@ -83,7 +83,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'apiKey', env: 'API_KEY', flag: undefined, file: undefined, default: undefined, required: true, description: 'the branch API key; never accepted on the command line or in the config file, never logged' },
   { key: 'apiKey', env: 'API_KEY_FILE', flag: undefined, file: 'apiKeyFile', default: undefined, required: false, description: 'file holding the API key (e.g. a mounted Secret); used when `API_KEY` is not set' },
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', file: 'databaseUrl', default: undefined, required: true, description: 'PostgreSQL URL of the branch database' },
-  { key: 'tables', env: 'AGENT_TABLES', flag: '--tables', file: 'tables', default: undefined, required: true, description: 'tables to sync: comma list of `schema.table[:strategy]`; in the file a list of `{name, conflictStrategy}`. List them in the order your application updates them (parents first): applies lock rows in this order' },
+  { key: 'tables', env: 'AGENT_TABLES', flag: '--tables', file: 'tables', default: undefined, required: true, description: 'tables to sync: comma list of `schema.table[:strategy][:row|column][:additive=col/col]`; in the file a list of `{name, conflictStrategy, merge, additive}`. List them in the order your application updates them (parents first): applies lock rows in this order' },
   { key: 'batchSize', env: 'AGENT_BATCH_SIZE', flag: '--batch-size', file: 'batchSize', default: '100', required: false, description: 'most changes per `sync.batch` (a larger source transaction still goes whole, up to the hub limit)' },
   { key: 'pollMs', env: 'AGENT_POLL_MS', flag: '--poll-ms', file: 'pollMs', default: '2000', required: false, description: 'outbox poll interval in ms, for when NOTIFY does not arrive' },
   { key: 'caFile', env: 'AGENT_CA_FILE', flag: '--ca-file', file: 'caFile', default: undefined, required: false, description: 'PEM file of CA certificates to trust for `https`/`wss`, in addition to Node\'s CA bundle (and `NODE_EXTRA_CA_CERTS`)' },
@@ -159,18 +159,38 @@ function parseTableName(name: string, raw: unknown): string {
   return s;
 }
 
-/** `public.a, public.b:branch-priority` (environment and flag form). */
+/**
+ * `public.a, public.b:branch-priority, public.c:column, public.stock:additive=qty/reserved`
+ * (environment and flag form): after the name, a strategy, a merge mode and counter columns, in
+ * any order.
+ */
 function parseTableList(name: string, raw: string): TableConfig[] {
   return raw
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map((item) => {
-      const [table, strategy, extra] = item.split(':');
-      if (extra !== undefined) throw new ConfigError(name, `${name}: "${item}" is not schema.table[:strategy]`);
-      const t = parseTableName(name, table);
-      return strategy === undefined ? { name: t } : { name: t, conflictStrategy: parseStrategy(name, strategy) };
+      const [table, ...options] = item.split(':');
+      const t: { -readonly [K in keyof TableConfig]: TableConfig[K] } = { name: parseTableName(name, table) };
+      for (const o of options) {
+        if (o === 'row' || o === 'column') t.merge = o;
+        else if (o.startsWith('additive=')) t.additive = o.slice('additive='.length).split('/').filter((c) => c !== '');
+        else if (t.conflictStrategy === undefined) t.conflictStrategy = parseStrategy(name, o);
+        else throw new ConfigError(name, `${name}: "${item}" is not schema.table[:strategy][:row|column][:additive=col/col]`);
+      }
+      return t;
     });
+}
+
+/** The list form of `tables` (inverse of parseTableList). */
+export function formatTableList(tables: readonly TableConfig[]): string {
+  return tables
+    .map((t) =>
+      [t.name, t.conflictStrategy, t.merge, t.additive && t.additive.length > 0 ? `additive=${t.additive.join('/')}` : undefined]
+        .filter((x) => x !== undefined)
+        .join(':'),
+    )
+    .join(',');
 }
 
 /** File form: a list of names or of `{name, conflictStrategy, merge, additive}`. */

@@ -10,6 +10,7 @@ import { PINNED_SESSION } from './sql/session.js';
 import type { TableInfo } from './catalog.js';
 import { AgentError } from './errors.js';
 import { quoteIdent, quoteTable } from './sql/ident.js';
+import { additiveArraySql } from './sql/capture.js';
 
 export interface PublishProgress {
   readonly table: string;
@@ -30,35 +31,41 @@ interface TableSql {
 }
 
 function tableSql(t: TableInfo): TableSql {
+  // Column-level tables: the published row's column state, stamped as a captured insert would be.
+  const cols =
+    t.merge === 'column'
+      ? `hubsync.stamp_columns(NULL, NULL, d.r, ${additiveArraySql(t)}, d.h, m.branch_id, 1)`
+      : 'NULL::jsonb';
   const types = new Map(t.columns.map((c) => [c.name, c.type]));
-  const cols = t.pk.map((c) => `t.${quoteIdent(c)}`);
+  const keyCols = t.pk.map((c) => `t.${quoteIdent(c)}`);
   const typed = (first: number) => `(${t.pk.map((c, i) => `$${first + i}::${types.get(c) ?? 'text'}`).join(', ')})`;
-  const key = `(${cols.join(', ')})`;
+  const key = `(${keyCols.join(', ')})`;
   const n = t.pk.length;
   return {
     keys: (after) =>
-      `SELECT ARRAY[${cols.map((c) => `${c}::text`).join(', ')}] AS k FROM ${quoteTable(t.name)} t
-       ${after ? `WHERE ${key} > ${typed(2)}` : ''} ORDER BY ${cols.join(', ')} LIMIT $1`,
+      `SELECT ARRAY[${keyCols.map((c) => `${c}::text`).join(', ')}] AS k FROM ${quoteTable(t.name)} t
+       ${after ? `WHERE ${key} > ${typed(2)}` : ''} ORDER BY ${keyCols.join(', ')} LIMIT $1`,
     publish: (after) =>
       `WITH fresh AS (
          SELECT ${jsonbOfColumns('t', t.pk)} AS pk, ${jsonbOfColumns('t', t.columns.map((c) => c.name))} AS r,
-                ${cols.map((c, i) => `${c} AS k${i}`).join(', ')}
+                ${keyCols.map((c, i) => `${c} AS k${i}`).join(', ')}
          FROM ${quoteTable(t.name)} t
          WHERE ${key} <= ${typed(2)} ${after ? `AND ${key} > ${typed(2 + n)}` : ''}
        ),
        todo AS (
-         SELECT f.* FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM hubsync.row_version rv WHERE rv.key = $1::text || ' ' || f.pk::text)
+         SELECT f.*, greatest(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint << 16, a.clock_floor) AS h
+         FROM fresh f CROSS JOIN hubsync.apply_state a
+         WHERE NOT EXISTS (SELECT 1 FROM hubsync.row_version rv WHERE rv.key = $1::text || ' ' || f.pk::text)
        ),
        v AS (
-         INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted)
-         SELECT $1::text || ' ' || d.pk::text, $1, d.pk, jsonb_build_object(m.branch_id, 1),
-                greatest(floor(date_part('epoch', clock_timestamp()) * 1000)::bigint << 16, a.clock_floor), m.branch_id, false
-         FROM todo d CROSS JOIN hubsync.meta m CROSS JOIN hubsync.apply_state a
+         INSERT INTO hubsync.row_version (key, tbl, pk, vv, hlc, origin, deleted, cols)
+         SELECT $1::text || ' ' || d.pk::text, $1, d.pk, jsonb_build_object(m.branch_id, 1), d.h, m.branch_id, false, ${cols}
+         FROM todo d CROSS JOIN hubsync.meta m
          ON CONFLICT (key) DO NOTHING
-         RETURNING pk, vv, hlc
+         RETURNING pk, vv, hlc, cols
        )
-       INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv)
-       SELECT pg_current_xact_id(), $1, 'insert', v.pk, d.r, v.hlc, v.vv
+       INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", hlc, vv, cols)
+       SELECT pg_current_xact_id(), $1, 'insert', v.pk, d.r, v.hlc, v.vv, v.cols
        FROM v JOIN todo d ON d.pk = v.pk
        ORDER BY ${t.pk.map((_, i) => `d.k${i}`).join(', ')}`,
   };

@@ -98,6 +98,11 @@ function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | '
     END IF;`;
 }
 
+/** The counter columns of `t` as a SQL text[] literal. */
+export function additiveArraySql(t: TableInfo): string {
+  return `${quoteLiteral(`{${t.additive.map((a) => `"${a.replace(/["\\]/g, '\\$&')}"`).join(',')}}`)}::pg_catalog.text[]`;
+}
+
 /**
  * The same for a column-level table (protocol/merge.ts): the row's column state is stamped by
  * `hubsync.stamp_columns` and travels with the change. Three statements where the row-level path
@@ -106,7 +111,7 @@ function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | '
 function recordColumnChange(t: TableInfo, tbl: string, branch: string, kind: 'insert' | 'update' | 'delete'): string {
   const b = quoteLiteral(branch);
   const key = versionKeySql(tbl, 'k');
-  const additive = `${quoteLiteral(`{${t.additive.map((a) => `"${a.replace(/["\\]/g, '\\$&')}"`).join(',')}}`)}::pg_catalog.text[]`;
+  const additive = additiveArraySql(t);
   return `
     INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
     VALUES (${key}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, ${kind === 'delete'})

@@ -176,14 +176,14 @@ BEGIN
   SELECT a.priority INTO prio FROM hubsync.apply_state a;
   FOR col, v IN SELECT e.key, e.value FROM jsonb_each(r) e LOOP
     p := result -> col;
-    IF o IS NOT NULL AND (o -> col) IS NOT DISTINCT FROM v THEN
-      -- Unchanged; a row written before its columns were tracked gets the zero cell.
-      IF p IS NULL THEN
-        cell := jsonb_build_array(v, '0000000000000000', '', 0, '');
-        result := result || jsonb_build_object(col, CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END);
-      END IF;
-      CONTINUE;
+    IF p IS NULL AND o IS NOT NULL THEN
+      -- A row written before its columns were tracked: the column starts at the zero cell of
+      -- its old value (a counter at that base), as protocol/merge.ts untrackedColumns says.
+      cell := jsonb_build_array(coalesce(o -> col, 'null'::jsonb), '0000000000000000', '', 0, '');
+      p := CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END;
+      result := result || jsonb_build_object(col, p);
     END IF;
+    IF o IS NOT NULL AND (o -> col) IS NOT DISTINCT FROM v THEN CONTINUE; END IF;
     IF o IS NOT NULL AND col = ANY (additive) AND p ? 'b' THEN
       mine := p -> 'd' -> branch;
       prior := CASE WHEN mine IS NOT NULL AND mine ->> 2 = p -> 'b' ->> 1 AND mine ->> 3 = p -> 'b' ->> 2 THEN (mine ->> 0)::numeric ELSE 0 END;

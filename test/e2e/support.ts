@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { expect } from 'vitest';
-import { loadConfig, type AgentConfig, type TableConfig } from '../../agent/config.js';
+import { formatTableList, loadConfig, type AgentConfig, type TableConfig } from '../../agent/config.js';
 import { install } from '../../agent/install.js';
 import { createLogger } from '../../agent/logger.js';
 import { startAgent, type AgentService } from '../../agent/service.js';
@@ -239,7 +239,7 @@ export class Branch {
       BRANCH_ID: this.id,
       API_KEY: this.apiKey,
       DATABASE_URL: this.db.url,
-      AGENT_TABLES: this.tables.map((t) => (t.conflictStrategy ? `${t.name}:${t.conflictStrategy}` : t.name)).join(','),
+      AGENT_TABLES: formatTableList(this.tables),
       AGENT_POLL_MS: '250',
       LOG_LEVEL: LOG_LEVEL,
       ...extra,
@@ -326,7 +326,7 @@ export class Branch {
 
   /** Every row version (tombstones included), comparable across branches. */
   async versions(): Promise<unknown[]> {
-    return this.query(`SELECT tbl, pk, vv, hlc::text AS hlc, origin, deleted FROM hubsync.row_version ORDER BY key`);
+    return this.query(`SELECT tbl, pk, vv, hlc::text AS hlc, origin, deleted, cols FROM hubsync.row_version ORDER BY key`);
   }
 
   async deadLetters(): Promise<{ tbl: string; reason: string; change: unknown }[]> {

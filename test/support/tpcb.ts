@@ -6,11 +6,14 @@
  */
 import { spawn } from 'node:child_process';
 
-export const TPCB_DDL = `
+/** The tables alone, for branches that get the rows from the hub. */
+export const TPCB_SCHEMA = `
   CREATE TABLE pgbench_branches (bid int PRIMARY KEY, bbalance int, filler char(88));
   CREATE TABLE pgbench_tellers (tid int PRIMARY KEY, bid int, tbalance int, filler char(84));
   CREATE TABLE pgbench_accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
-  CREATE TABLE pgbench_history (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
+  CREATE TABLE pgbench_history (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));`;
+
+export const TPCB_DDL = `${TPCB_SCHEMA}
   INSERT INTO pgbench_branches VALUES (1, 0, '');
   INSERT INTO pgbench_tellers SELECT g, 1, 0, '' FROM generate_series(1, 10) g;
   INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series(1, 100000) g;`;
