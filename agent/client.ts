@@ -13,7 +13,6 @@ import type pg from 'pg';
 import WebSocket from 'ws';
 import { codecForSubprotocol, decodeFrame, jsonCodec, msgpackCodec, type Codec } from '../protocol/codec.js';
 import {
-  PROTOCOL_VERSION,
   type AgentToHub,
   type ConflictNotify,
   type ErrorFrame,
@@ -29,6 +28,7 @@ import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Outbox } from './outbox.js';
+import { refuseHello } from './hello-check.js';
 import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
@@ -461,15 +461,11 @@ class Connection {
   }
 
   private async onHello(h: Hello): Promise<void> {
-    const c = this.deps.config;
-    if (h.protocol !== PROTOCOL_VERSION) {
-      this.log.error({ hub: h.protocol, agent: PROTOCOL_VERSION }, 'the hub speaks another protocol version');
-      this.close(1002, 'protocol version', { kind: 'reconnect-later', reason: 'protocol version mismatch' });
-      return;
-    }
-    if (h.tenant_id !== c.tenantId || h.branch_id !== c.branchId) {
-      this.log.error({ tenant: h.tenant_id, branch: h.branch_id }, 'the hub greeted another tenant or branch');
-      this.close(1008, 'identity mismatch', { kind: 'reconnect-later', reason: 'identity mismatch' });
+    const refusal = refuseHello(h, this.deps.config, this.deps.engine.tables);
+    if (refusal) {
+      this.log.error(refusal.details, refusal.message);
+      this.deps.metrics.connects.inc({ result: refusal.reason.replaceAll(' ', '_') });
+      this.close(refusal.code, refusal.reason, { kind: 'reconnect-later', reason: refusal.reason });
       return;
     }
     this.hello = h;

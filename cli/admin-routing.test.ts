@@ -106,6 +106,22 @@ describe('hub-broker admin: groups, attributes and routes', () => {
     });
   });
 
+  describe('table merge declarations', () => {
+    it('sets the tables a tenant merges by column in the AGENT_TABLES form, shows and clears them', async () => {
+      const r = await admin('tenants', 'update', 'acme', '--merge-tables', 'public.customer:column,public.product:additive=stock/reserved');
+      expect(r, r.err).toMatchObject({ code: 0 });
+      expect(r.out).toMatch(/^merge: +public\.customer by column; public\.product by column \(counters reserved, stock\)$/m);
+      expect((await json('tenants', 'show', 'acme')).tables).toEqual([
+        { name: 'public.customer', merge: 'column', additive: [] },
+        { name: 'public.product', merge: 'column', additive: ['reserved', 'stock'] },
+      ]);
+      const bad = await admin('tenants', 'update', 'acme', '--merge-tables', 'public.product:cells');
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toContain('"public.product:cells" is not schema.table[:row|column][:additive=col/col]');
+      expect((await admin('tenants', 'update', 'acme', '--merge-tables', 'none')).out).toMatch(/^merge: +all by row$/m);
+    });
+  });
+
   describe('routes', () => {
     const ROUTES_YAML = [
       '- name: orders-home',

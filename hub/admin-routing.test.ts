@@ -169,4 +169,23 @@ describe('admin API: branch groups and attributes, tenant routes', () => {
       expect(post.headers.get('allow')).toBe('GET, PUT, DELETE, HEAD');
     });
   });
+
+  describe('table merge declarations', () => {
+    it('sets, shows and clears the tables a tenant merges by column, normalised', async () => {
+      const set = await api('PATCH', '/admin/tenants/acme', { tables: [{ name: 'public.product', additive: ['stock', 'reserved'] }, { name: 'public.customer', merge: 'column' }] });
+      expect(set.status).toBe(200);
+      expect(set.body.tables).toEqual([
+        { name: 'public.product', merge: 'column', additive: ['reserved', 'stock'] },
+        { name: 'public.customer', merge: 'column', additive: [] },
+      ]);
+      expect((await api('GET', '/admin/tenants/acme')).body.tables).toEqual(set.body.tables);
+      expect((await api('PATCH', '/admin/tenants/acme', { tables: [] })).body.tables).toEqual([]);
+    });
+
+    it('refuses a declaration that cannot be meant, naming it', async () => {
+      await refused('PATCH', '/admin/tenants/acme', { tables: [{ name: 'public.product', merge: 'row', additive: ['stock'] }] }, 'tables[0]: additive columns need merge: column');
+      await refused('PATCH', '/admin/tenants/acme', { tables: [{ name: 'product' }] }, 'tables[0].name must be schema.table');
+      expect((await api('GET', '/admin/tenants/acme')).body.tables).toEqual([]);
+    });
+  });
 });

@@ -222,7 +222,7 @@ export class Connection implements HubConnection {
         cursor: pos.cursor,
         log_head: pos.head,
         bootstrap,
-        policy: { conflict_strategy: this.view!.conflictStrategy, branch_priority: [...this.view!.branchPriority] },
+        policy: this.view!.policy,
         ...(sendTables === undefined ? {} : { send_tables: sendTables }),
         token_expires_at: new Date(this.exp * 1000).toISOString(),
       });

@@ -4,22 +4,23 @@
  * connect path and per-frame routing never query the database for it.
  */
 import type { Rate } from './config.js';
+import type { TenantPolicy } from '../protocol/index.js';
 import { RoutingPolicy } from './routes/policy.js';
 import type { BranchRouting, Route, RoutingSynced } from './routes/route.js';
-import type { HubStore, Tenant } from './store/index.js';
+import type { HubStore } from './store/index.js';
 
 export interface TenantView {
   readonly id: string;
   readonly active: boolean;
   readonly schema: string;
   readonly rate: Rate | null;
-  readonly conflictStrategy: Tenant['conflictStrategy'];
-  readonly branchPriority: readonly string[];
   /** Every branch of the tenant: whether it is active, its routing, the routing its rows follow. */
   readonly branches: ReadonlyMap<string, BranchEntry>;
   readonly routes: readonly Route[];
   /** The tenant's routes compiled against its branches; null: everything to everyone. */
   readonly routing: RoutingPolicy | null;
+  /** What `hello` tells a branch: conflict strategy, branch priority, column-level tables. */
+  readonly policy: TenantPolicy;
 }
 
 export interface BranchEntry extends Partial<BranchRouting> {
@@ -108,13 +109,17 @@ export class Directory {
       active: tenant.status === 'active',
       schema: tenant.schemaName,
       rate: tenant.rateLimit ? { perSecond: tenant.rateLimit.messagesPerSecond, burst: tenant.rateLimit.burst } : null,
-      conflictStrategy: tenant.conflictStrategy,
-      branchPriority: tenant.branchPriority,
       branches: new Map(
         branches.map((b) => [b.id, { active: b.status === 'active', groups: b.groups, attributes: b.attributes, routingSynced: b.routingSynced }]),
       ),
       routes: tenant.routes,
       routing: RoutingPolicy.of(tenant.routes, new Map(branches.map((b) => [b.id, { groups: b.groups, attributes: b.attributes }]))),
+      policy: {
+        conflict_strategy: tenant.conflictStrategy,
+        branch_priority: [...tenant.branchPriority],
+        // Only when declared: agents that predate the field would refuse a hello carrying it.
+        ...(tenant.tables.length > 0 ? { tables: tenant.tables.map((t) => ({ ...t, additive: [...t.additive] })) } : {}),
+      },
     };
   }
 }

@@ -8,8 +8,7 @@ const tenant: TenantView = {
   active: true,
   schema: 'tenant_acme',
   rate: null,
-  conflictStrategy: 'last-write-wins',
-  branchPriority: [],
+  policy: { conflict_strategy: 'last-write-wins', branch_priority: [] },
   routing: null,
   routes: [],
   branches: new Map([

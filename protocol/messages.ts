@@ -87,10 +87,19 @@ export const LimitsSchema = z.strictObject({
 
 export const StrategyNameSchema = z.enum(['last-write-wins', 'branch-priority']);
 
+/** How the tenant merges one table (docs/sync-semantics.md "Column-level tables and counters"). */
+export const TableMergeSchema = z.strictObject({
+  name: z.string().min(3).max(130),
+  merge: z.enum(['row', 'column']),
+  additive: z.array(z.string().min(1).max(63)).max(1600),
+});
+
 export const TenantPolicySchema = z.strictObject({
   conflict_strategy: StrategyNameSchema,
   /** Highest priority first; used by `branch-priority`. */
   branch_priority: z.array(IdSchema),
+  /** Tables the tenant merges by column; sent only when it declares some, so agents can check they agree. */
+  tables: z.array(TableMergeSchema).max(10_000).optional(),
 });
 
 export const VersionRefSchema = z.strictObject({
@@ -288,6 +297,7 @@ export type VersionVector = z.infer<typeof VersionVectorSchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type StrategyName = z.infer<typeof StrategyNameSchema>;
 export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
+export type TableMerge = z.infer<typeof TableMergeSchema>;
 export type VersionRef = z.infer<typeof VersionRefSchema>;
 export type Conflict = z.infer<typeof ConflictSchema>;
 export type LogEntry = z.infer<typeof LogEntrySchema>;

@@ -134,7 +134,7 @@ export class ApplyEngine {
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly tables: ReadonlyMap<string, TableInfo>,
+    readonly tables: ReadonlyMap<string, TableInfo>,
     private readonly options: ApplyEngineOptions,
   ) {
     this.order = [...tables.values()];

@@ -68,6 +68,11 @@ const GLOBAL: readonly Migration[] = [
     name: 'routing each branch was last synced under',
     sql: `ALTER TABLE hub.branches ADD COLUMN routing_synced jsonb;`,
   },
+  {
+    version: 4,
+    name: 'tables a tenant merges by column, with their counter columns',
+    sql: `ALTER TABLE hub.tenants ADD COLUMN tables jsonb NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 /** DDL of a tenant's schema, by version. `$S` stands for the quoted schema name. */

@@ -6,6 +6,8 @@ import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
 import { tenantSchemaName, upgradeTenantSchema } from './migrations.js';
 import { RouteError, validateRoutes, type Route } from '../routes/route.js';
+import { TableMergeError, validateTableMerges } from '../../protocol/table-merge.js';
+import type { TableMerge } from '../../protocol/messages.js';
 
 export type TenantStatus = 'active' | 'suspended';
 export type DeletionPolicy = 'retain' | 'delete';
@@ -27,6 +29,8 @@ export interface Tenant {
   readonly deletionPolicy: DeletionPolicy;
   /** Routing (docs/sync-semantics.md "Routing"); empty: every change to every other branch. */
   readonly routes: readonly Route[];
+  /** Tables merged by column, with their counters (docs/sync-semantics.md); every branch must agree. */
+  readonly tables: readonly TableMerge[];
   readonly schemaName: string;
   readonly createdAt: Date;
   readonly updatedAt: Date;
@@ -42,6 +46,8 @@ export interface TenantSpec {
   readonly deletionPolicy?: DeletionPolicy;
   /** Replaces the tenant's routes (validated against its branches' attributes). */
   readonly routes?: readonly unknown[];
+  /** Replaces the tenant's table merge declarations (protocol/table-merge.ts). */
+  readonly tables?: readonly unknown[];
 }
 
 const ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -65,13 +71,14 @@ interface TenantRow {
   branch_priority: string[];
   deletion_policy: DeletionPolicy;
   routes: Route[];
+  tables: TableMerge[];
   schema_name: string;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-  branch_priority, deletion_policy, routes, schema_name, created_at, updated_at`;
+  branch_priority, deletion_policy, routes, tables, schema_name, created_at, updated_at`;
 
 function toTenant(r: TenantRow): Tenant {
   return {
@@ -86,10 +93,22 @@ function toTenant(r: TenantRow): Tenant {
     branchPriority: r.branch_priority,
     deletionPolicy: r.deletion_policy,
     routes: r.routes,
+    tables: r.tables,
     schemaName: r.schema_name,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** `spec` with its table merge declarations checked and normalised. */
+function withTables(spec: TenantSpec): TenantSpec {
+  if (spec.tables === undefined) return spec;
+  try {
+    return { ...spec, tables: validateTableMerges(spec.tables) };
+  } catch (err) {
+    if (err instanceof TableMergeError) throw new StoreError('invalid', err.message);
+    throw err;
+  }
 }
 
 function validateSpec(spec: TenantSpec): void {
@@ -115,7 +134,8 @@ function differs(t: Tenant, spec: TenantSpec): boolean {
     (spec.conflictStrategy !== undefined && spec.conflictStrategy !== t.conflictStrategy) ||
     (spec.branchPriority !== undefined && !same(spec.branchPriority, t.branchPriority)) ||
     (spec.deletionPolicy !== undefined && spec.deletionPolicy !== t.deletionPolicy) ||
-    (spec.routes !== undefined && !same(spec.routes, t.routes))
+    (spec.routes !== undefined && !same(spec.routes, t.routes)) ||
+    (spec.tables !== undefined && !same(spec.tables, t.tables))
   );
 }
 
@@ -134,8 +154,8 @@ async function insertTenant(c: pg.PoolClient, id: string, spec: TenantSpec): Pro
   const version = await upgradeTenantSchema(c, schema, 0);
   const { rows } = await c.query<TenantRow>(
     `INSERT INTO hub.tenants (id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-       branch_priority, deletion_policy, schema_name, schema_version, routes)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
+       branch_priority, deletion_policy, schema_name, schema_version, routes, tables)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
     [
       id,
       spec.status ?? 'active',
@@ -148,6 +168,7 @@ async function insertTenant(c: pg.PoolClient, id: string, spec: TenantSpec): Pro
       schema,
       version,
       JSON.stringify(spec.routes ?? []),
+      JSON.stringify(spec.tables ?? []),
     ],
   );
   await notifyControl(c, { kind: 'tenant', tenant: id, op: 'updated' });
@@ -163,6 +184,7 @@ async function schemaExists(q: Queryable, schema: string): Promise<boolean> {
 export async function createTenant(pool: pg.Pool, id: string, spec: TenantSpec = {}, source = 'admin'): Promise<Tenant> {
   assertResourceId('tenant', id, MAX_TENANT_ID);
   validateSpec(spec);
+  spec = withTables(spec);
   return withTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))', [`hub-broker:tenant:${id}`]);
     if (await getTenant(c, id)) throw new StoreError('conflict', `tenant ${id} already exists`);
@@ -187,8 +209,8 @@ async function adoptRetainedSchema(c: pg.PoolClient, id: string, spec: TenantSpe
   // A retained schema is at version 1 or later; let migrate() bring it up to date.
   const { rows } = await c.query<TenantRow>(
     `INSERT INTO hub.tenants (id, status, max_branches, rate_messages_per_second, rate_burst, conflict_strategy,
-       branch_priority, deletion_policy, schema_name, schema_version, routes)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10) RETURNING ${COLUMNS}`,
+       branch_priority, deletion_policy, schema_name, schema_version, routes, tables)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11) RETURNING ${COLUMNS}`,
     [
       id,
       spec.status ?? 'active',
@@ -200,6 +222,7 @@ async function adoptRetainedSchema(c: pg.PoolClient, id: string, spec: TenantSpe
       spec.deletionPolicy ?? 'retain',
       schema,
       JSON.stringify(spec.routes ?? []),
+      JSON.stringify(spec.tables ?? []),
     ],
   );
   const version = await upgradeTenantSchema(c, schema, 1);
@@ -227,6 +250,7 @@ async function checkRoutes(q: Queryable, tenantId: string, routes: readonly unkn
 /** Changes the given fields. */
 export async function updateTenant(pool: pg.Pool, id: string, spec: TenantSpec, source = 'admin'): Promise<Tenant> {
   validateSpec(spec);
+  spec = withTables(spec);
   return withTransaction(pool, async (c) => {
     const { rows } = await c.query<TenantRow>(`SELECT ${COLUMNS} FROM hub.tenants WHERE id = $1 FOR UPDATE`, [id]);
     const before = rows[0];
@@ -237,7 +261,7 @@ export async function updateTenant(pool: pg.Pool, id: string, spec: TenantSpec, 
     const after = await c.query<TenantRow>(
       `UPDATE hub.tenants SET
          status = $2, max_branches = $3, rate_messages_per_second = $4, rate_burst = $5,
-         conflict_strategy = $6, branch_priority = $7, deletion_policy = $8, routes = $9, updated_at = now()
+         conflict_strategy = $6, branch_priority = $7, deletion_policy = $8, routes = $9, tables = $10, updated_at = now()
        WHERE id = $1 RETURNING ${COLUMNS}`,
       [
         id,
@@ -249,6 +273,7 @@ export async function updateTenant(pool: pg.Pool, id: string, spec: TenantSpec, 
         spec.branchPriority ?? current.branchPriority,
         spec.deletionPolicy ?? current.deletionPolicy,
         JSON.stringify(spec.routes ?? current.routes),
+        JSON.stringify(spec.tables ?? current.tables),
       ],
     );
     await notifyControl(c, { kind: 'tenant', tenant: id, op: 'updated' });
@@ -269,6 +294,7 @@ export async function ensureTenant(
   spec: TenantSpec,
   source = 'operator',
 ): Promise<{ tenant: Tenant; created: boolean; changed: boolean }> {
+  spec = withTables(spec);
   const existing = await getTenant(pool, id);
   if (!existing) {
     try {

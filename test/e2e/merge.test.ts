@@ -11,7 +11,7 @@ import type { TableConfig } from '../../agent/config.js';
 import { loadInstalledTables } from '../../agent/catalog.js';
 import { publishExisting } from '../../agent/publish.js';
 import { tpcb, TPCB_DDL, TPCB_SCHEMA, TPCB_TABLES } from '../support/tpcb.js';
-import { converged, E2E, type AgentProcess, type Branch, type HubProcess } from './support.js';
+import { converged, E2E, metric, type AgentProcess, type Branch, type HubProcess } from './support.js';
 
 const SHOP = `
   CREATE TABLE public.product (id int PRIMARY KEY, name text NOT NULL, stock int NOT NULL, price numeric(10,2) NOT NULL);
@@ -55,6 +55,7 @@ afterAll(async () => {
 describe('column-level tables through the hub', { timeout: 240_000 }, () => {
   it('a stock level decremented at two stores at once ends right, and two stores editing a customer keep both edits', async () => {
     const [hq, s1, s2] = [await e2e.branch(hub, 'shop', 'hq', SHOP, SHOP_TABLES), await e2e.branch(hub, 'shop', 's1', SHOP, SHOP_TABLES), await e2e.branch(hub, 'shop', 's2', SHOP, SHOP_TABLES)];
+    await hub.store.updateTenant('shop', { tables: [{ name: 'public.product', additive: ['stock'] }, { name: 'public.customer', merge: 'column' }] });
     for (const x of [hq, s1, s2]) await x.start();
     await hq.query(`INSERT INTO product VALUES (1, 'tea', 100, 2.50)`);
     await hq.query(`INSERT INTO customer VALUES (7, 'Ann', '111', 'ann@old')`);
@@ -78,6 +79,17 @@ describe('column-level tables through the hub', { timeout: 240_000 }, () => {
       expect(await x.deadLetters()).toEqual([]);
       expect(await x.conflicts()).toEqual([]);
     }
+  });
+
+  it('refuses to sync a branch that merges a table otherwise than the tenant declares', async () => {
+    const rogue = await e2e.branch(hub, 'shop', 'rogue', SHOP, [{ name: 'public.product' }, { name: 'public.customer', merge: 'column' }]);
+    await rogue.query(`INSERT INTO product VALUES (2, 'sold as a value', 5, 1.00)`);
+    const agent = await rogue.start();
+    await expect.poll(() => metric(agent.metrics.connects, { result: 'merge_mismatch' }), { timeout: 20_000 }).toBeGreaterThan(0);
+    // Nothing went either way.
+    expect(await rogue.dump('public.product')).toEqual(['(2,"sold as a value",5,1.00)']);
+    expect(await rogue.pending()).toBe(1);
+    await rogue.stop();
   });
 
   it('TPC-B at two branches at once, with an agent and the hub killed: balances equal the deltas everywhere', async () => {

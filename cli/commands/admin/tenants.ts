@@ -10,6 +10,7 @@ export const TENANT_FLAGS: FlagSpec = {
   'conflict-strategy': value('<name>'),
   'branch-priority': value('<a,b,...>'),
   'deletion-policy': value('<retain|delete>'),
+  'merge-tables': value('<list|none>'),
 };
 
 export const TENANT_OPTIONS_HELP = [
@@ -19,6 +20,8 @@ export const TENANT_OPTIONS_HELP = [
   '  --conflict-strategy <name>        last-write-wins (the default) or branch-priority',
   '  --branch-priority <a,b,...>       branch ids, highest priority first',
   '  --deletion-policy <retain|delete> whether deleting the tenant keeps or drops its log (default retain)',
+  '  --merge-tables <list|none>        tables merged by column, as AGENT_TABLES writes them:',
+  '                                    public.customer:column,public.product:additive=stock (none: all by row)',
 ];
 
 /** The tenant fields given as options, in the API's terms. */
@@ -43,7 +46,33 @@ function tenantFields(flags: Flags): Record<string, unknown> {
   if (priority !== undefined) body.branchPriority = priority.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const policy = flags.value('deletion-policy');
   if (policy !== undefined) body.deletionPolicy = policy;
+  const merges = flags.value('merge-tables');
+  if (merges !== undefined) body.tables = merges === 'none' ? [] : mergeTables(merges);
   return body;
+}
+
+/** `public.customer:column,public.product:additive=stock/reserved` as the API's `tables`. */
+function mergeTables(list: string): Record<string, unknown>[] {
+  return list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((item) => {
+      const [name, ...options] = item.split(':');
+      const t: Record<string, unknown> = { name };
+      for (const o of options) {
+        if (o === 'row' || o === 'column') t.merge = o;
+        else if (o.startsWith('additive=')) t.additive = o.slice('additive='.length).split('/').filter((c) => c !== '');
+        else throw new UsageError(`--merge-tables: "${item}" is not schema.table[:row|column][:additive=col/col]`);
+      }
+      return t;
+    });
+}
+
+function tablesText(r: unknown): string {
+  const tables = Array.isArray(r) ? (r as Json[]) : [];
+  const one = (t: Json): string => `${cell(t.name)} by ${cell(t.merge)}${(t.additive as string[]).length > 0 ? ` (counters ${(t.additive as string[]).join(', ')})` : ''}`;
+  return tables.length === 0 ? 'all by row' : tables.map(one).join('; ');
 }
 
 function rateText(r: unknown): string {
@@ -66,6 +95,7 @@ function tenantFieldsText(t: Json): string {
     ['branch priority', (t.branchPriority as string[]).join(', ') || '-'],
     ['deletion policy', cell(t.deletionPolicy)],
     ['routes', routesText(t.routes)],
+    ['merge', tablesText(t.tables)],
     ['schema', cell(t.schemaName)],
   ];
   if (t.branchCount !== undefined) pairs.push(['branches', cell(t.branchCount)]);

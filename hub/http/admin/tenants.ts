@@ -20,6 +20,8 @@ const TenantFields = {
   branchPriority: z.array(z.string()).max(10_000).optional(),
   deletionPolicy: z.enum(['retain', 'delete']).optional(),
   suspended: z.boolean().optional(),
+  /** Tables merged by column, with counters; the store checks them (protocol/table-merge.ts). */
+  tables: z.array(z.unknown()).max(10_000).optional(),
 };
 
 export const CreateTenantBody = z.strictObject({ id: z.string(), ...TenantFields });
@@ -38,6 +40,7 @@ function toSpec(f: Fields): TenantSpec {
     ...(f.branchPriority !== undefined ? { branchPriority: f.branchPriority } : {}),
     ...(f.deletionPolicy !== undefined ? { deletionPolicy: f.deletionPolicy } : {}),
     ...(f.suspended !== undefined ? { status: f.suspended ? 'suspended' : 'active' } : {}),
+    ...(f.tables !== undefined ? { tables: f.tables } : {}),
   };
 }
 

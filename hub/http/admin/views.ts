@@ -15,6 +15,8 @@ export interface TenantJson {
   readonly deletionPolicy: Tenant['deletionPolicy'];
   /** Empty: every change goes to every other branch. */
   readonly routes: readonly Route[];
+  /** Tables merged by column (the rest merge by row). */
+  readonly tables: Tenant['tables'];
   readonly schemaName: string;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -30,6 +32,7 @@ export function tenantJson(t: Tenant): TenantJson {
     branchPriority: t.branchPriority,
     deletionPolicy: t.deletionPolicy,
     routes: t.routes,
+    tables: t.tables,
     schemaName: t.schemaName,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
