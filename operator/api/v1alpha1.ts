@@ -95,6 +95,8 @@ export interface TenantSpec {
   readonly deletionPolicy: 'Retain' | 'Delete';
   /** docs/sync-semantics.md "Routing"; absent or empty: full mesh. */
   readonly routes?: readonly RouteSpec[];
+  /** Tables merged by column, with their counter columns; absent: every table by row. */
+  readonly tables?: readonly { readonly name: string; readonly merge?: 'Row' | 'Column'; readonly additive?: readonly string[] }[];
 }
 
 export interface RouteSpec {

@@ -16,6 +16,11 @@ export function storeTenantSpec(spec: TenantSpec): StoreTenantSpec {
     deletionPolicy: storeDeletionPolicy(spec.deletionPolicy),
     // Same field names as the store's; a route without a filter carries none.
     routes: (spec.routes ?? []).map((r) => ({ name: r.name, tables: [...r.tables], from: [...r.from], to: [...r.to], ...(r.filter ? { filter: r.filter } : {}) })),
+    tables: (spec.tables ?? []).map((t) => ({
+      name: t.name,
+      ...(t.merge ? { merge: t.merge === 'Column' ? 'column' : 'row' } : {}),
+      additive: [...(t.additive ?? [])],
+    })),
   };
 }
 

@@ -1,4 +1,4 @@
-/** Routing fields on a real API server and PostgreSQL: Branch groups and attributes, Tenant routes. */
+/** Routing fields on a real API server and PostgreSQL: Branch groups and attributes, Tenant routes and table merges. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeError } from '../../operator/kube/client.js';
 import { BRANCHES, TENANTS } from '../../operator/kube/resources.js';
@@ -82,5 +82,16 @@ describe.skipIf(skipEnvtest)('routing resources', () => {
     expect(await refused({ attributes: { '1st': 'x' } }, 'Branch', 'bad-attr')).toContain('attribute names');
     expect(await refused({ routes: [{ name: 'x', tables: [], from: ['hq'], to: ['store'] }] }, 'Tenant', 'bad-route')).toContain('spec.routes[0].tables');
     expect(await refused({ routes: [{ name: 'x', tables: ['nodot'], from: ['hq'], to: ['*'] }] }, 'Tenant', 'bad-table')).toContain('spec.routes[0].tables[0]');
+    expect(await refused({ tables: [{ name: 'public.product', merge: 'Row', additive: ['stock'] }] }, 'Tenant', 'bad-merge')).toContain('additive columns need merge Column');
+  });
+
+  it('puts a Tenant’s column-level tables and counters into the hub database', async () => {
+    await env.cp.admin.mergePatch(TENANTS, ns, 'chain', { spec: { tables: [{ name: 'public.product', additive: ['stock'] }, { name: 'public.customer', merge: 'Column' }] } });
+    await eventually(async () =>
+      expect((await inspect.getTenant('chain'))?.tables).toEqual([
+        { name: 'public.product', merge: 'column', additive: ['stock'] },
+        { name: 'public.customer', merge: 'column', additive: [] },
+      ]),
+    );
   });
 });
