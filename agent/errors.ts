@@ -13,7 +13,8 @@ export type AgentErrorCode =
   | 'other_installation' // hubsync in this database belongs to another tenant or branch
   | 'not_installed'
   | 'install_outdated' // the configured tables differ from the installed ones
-  | 'pending_changes'; // uninstall would drop changes the hub has not acknowledged
+  | 'pending_changes' // uninstall would drop changes the hub has not acknowledged
+  | 'not_found'; // no such dead letter or conflict, or one already dealt with
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

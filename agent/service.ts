@@ -98,6 +98,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     });
     const outbox = new Outbox(pool, config.branchId);
     const metrics = new AgentMetrics({ tenant: config.tenantId, branch: config.branchId });
+    metrics.watchDeadLetters(pool);
     const warnedUnsendable = new Set<string>();
     outbox.onUnsendable = (table, n) => {
       metrics.unsendable.inc({ table }, n);

@@ -156,7 +156,11 @@ export class ApplyEngine {
    */
   async setPolicy(policy: TenantPolicy): Promise<void> {
     this.policy = policy;
-    await this.pool.query(`UPDATE hubsync.apply_state SET priority = $1 WHERE priority IS DISTINCT FROM $1::text[]`, [policy.branch_priority]);
+    await this.pool.query(
+      `UPDATE hubsync.apply_state SET priority = $1, conflict_strategy = $2
+       WHERE priority IS DISTINCT FROM $1::text[] OR conflict_strategy IS DISTINCT FROM $2`,
+      [policy.branch_priority, policy.conflict_strategy],
+    );
   }
 
   /** Where the stream stands here: the cursor, and whether the branch was ever bootstrapped. */

@@ -149,8 +149,11 @@ ALTER TABLE hubsync.row_version ADD COLUMN IF NOT EXISTS cols jsonb;
 ALTER TABLE hubsync.change_log ADD COLUMN IF NOT EXISTS cols jsonb;
 -- The tenant's branch priority, for the capture of column-level tables.
 ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS priority text[] NOT NULL DEFAULT '{}';
--- Which columns conflicted and which merged.
+-- Which columns conflicted and which merged; and what a person did about it.
 ALTER TABLE hubsync.conflicts ADD COLUMN IF NOT EXISTS columns jsonb;
+ALTER TABLE hubsync.conflicts ADD COLUMN IF NOT EXISTS overridden_at timestamptz;
+-- The tenant's conflict strategy as the hub last said, for retries from the command line.
+ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS conflict_strategy text;
 
 -- The column state after a local write (protocol/merge.ts): every column the write set gets a
 -- cell stamped with it; a counter's change adds new − old to this branch's contribution; a

@@ -1,10 +1,11 @@
 /**
- * `hub-broker agent [install|uninstall|status|publish-existing] [options]`: the branch agent.
+ * `hub-broker agent [install|uninstall|status|publish-existing|dead-letters|conflicts] [options]`: the branch agent.
  * Without a subcommand it runs until SIGTERM/SIGINT.
  */
 import type pg from 'pg';
 import { ConfigError, loadConfig, SETTINGS, type AgentConfig, type Need } from '../../agent/config.js';
 import { AgentError } from '../../agent/errors.js';
+import { triage, triageWords } from './agent-triage.js';
 
 /** Exit code for a bad or missing setting (sysexits EX_CONFIG, as for `hub-broker hub`). */
 export const EXIT_CONFIG = 78;
@@ -17,6 +18,8 @@ const SUBCOMMANDS: Record<string, { needs: Need[]; summary: string }> = {
   uninstall: { needs: ['database'], summary: 'remove the triggers and schema hubsync (refuses while changes wait unsent; --force drops them)' },
   status: { needs: ['database'], summary: 'show the local sync state: pending changes, last ack, cursor, conflicts, dead letters (--json)' },
   'publish-existing': { needs: ['database'], summary: 'turn rows already in the synced tables into changes, so a first branch publishes its data' },
+  'dead-letters': { needs: ['database'], summary: 'list | show <id> | retry <id> | discard <id>: changes the apply could not write (--json)' },
+  conflicts: { needs: ['database'], summary: 'list | show <id> | override <id>: concurrent writes one of which lost; override writes the loser (--json)' },
 };
 
 export function help(): string {
@@ -38,7 +41,7 @@ export function help(): string {
     'Settings come from the YAML file, then the environment, then options (the last one wins).',
     'The API key is read from API_KEY or API_KEY_FILE only, never from the command line.',
     'Commands other than run need only what they use: install needs DATABASE_URL, TENANT_ID, BRANCH_ID',
-    'and the tables; uninstall, status and publish-existing need only DATABASE_URL.',
+    'and the tables; the other commands need only DATABASE_URL.',
     '',
     'Settings:',
     ...rows,
@@ -74,11 +77,21 @@ export async function run(args: string[]): Promise<number> {
     console.error(`hub-broker agent: unknown command "${sub}" (see hub-broker agent --help)`);
     return 2;
   }
-  const rest = sub === first ? args.slice(1) : args;
+  let rest = sub === first ? args.slice(1) : args;
+  let words: { action: string; id: string | undefined } | undefined;
+  if (sub === 'dead-letters' || sub === 'conflicts') {
+    const w = triageWords(sub, rest);
+    if (typeof w === 'string') {
+      console.error(w);
+      return 2;
+    }
+    words = w;
+    rest = w.flags;
+  }
   const force = rest.includes('--force');
   const json = rest.includes('--json');
   const flags = rest.filter((a) => a !== '--force' && a !== '--json');
-  if ((force && sub !== 'uninstall') || (json && sub !== 'status')) {
+  if ((force && sub !== 'uninstall') || (json && sub !== 'status' && words === undefined)) {
     console.error(`hub-broker agent: ${force ? '--force' : '--json'} does not apply to ${sub}`);
     return 2;
   }
@@ -98,6 +111,11 @@ export async function run(args: string[]): Promise<number> {
         return await status(config, json);
       case 'publish-existing':
         return await publish(config);
+      case 'dead-letters':
+      case 'conflicts': {
+        const w = words as { action: string; id: string | undefined };
+        return await withPool(config, (pool) => triage(pool, sub, w.action, w.id, json, (s) => console.log(s)));
+      }
       default:
         return await runAgent(config);
     }
