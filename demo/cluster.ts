@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import pino, { type DestinationStream } from 'pino';
 import type { AgentService } from '../agent/service.js';
-import { loadConfig as loadAgentConfig, type AgentConfig } from '../agent/config.js';
+import { formatTableList, loadConfig as loadAgentConfig, type AgentConfig, type TableConfig } from '../agent/config.js';
 import { install } from '../agent/install.js';
 import { createLogger as createAgentLogger } from '../agent/logger.js';
 import { startAgent } from '../agent/service.js';
@@ -21,7 +21,11 @@ import type { EmbeddedDatabase, EmbeddedDatabases } from './databases.js';
 export const TABLES: readonly SyncedTable[] = [
   { name: 'public.customer', pk: ['id'] },
   { name: 'public.orders', pk: ['id'] },
+  { name: 'public.product', pk: ['id'] },
 ];
+
+/** How each table merges: a product's stock is a counter (docs/sync-semantics.md "Counters"). */
+export const TABLE_CONFIG: readonly TableConfig[] = [{ name: 'public.customer' }, { name: 'public.orders' }, { name: 'public.product', additive: ['stock'] }];
 
 /** The business tables, the same at every branch. */
 const BRANCH_DDL = `
@@ -38,6 +42,11 @@ CREATE TABLE public.orders (
   customer_id integer NOT NULL,
   amount numeric(10, 2) NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE public.product (
+  id integer PRIMARY KEY,
+  name text NOT NULL,
+  stock integer NOT NULL
 );`;
 
 /** How often an agent looks at its outbox: NOTIFY does not reach it through PGlite. */
@@ -144,7 +153,7 @@ export class Cluster {
     try {
       // On a shared server each run gets a tenant of its own, so runs never collide.
       const tenantId = hubDatabase === 'external' ? `demo-${randomBytes(4).toString('hex')}` : 'demo';
-      await hub.ctx.store.createTenant(tenantId, { conflictStrategy: 'last-write-wins', deletionPolicy: 'delete' });
+      await hub.ctx.store.createTenant(tenantId, { conflictStrategy: 'last-write-wins', deletionPolicy: 'delete', tables: [{ name: 'public.product', additive: ['stock'] }] });
       return new Cluster(options, hub, tenantId, hubDatabase, adminToken);
     } catch (err) {
       await hub.stop().catch(() => undefined);
@@ -185,7 +194,7 @@ export class Cluster {
     pool.on('error', () => undefined);
     try {
       await pool.query(BRANCH_DDL);
-      await install(pool, { tenantId: this.tenantId, branchId: id, tables: TABLES.map((t) => ({ name: t.name })) });
+      await install(pool, { tenantId: this.tenantId, branchId: id, tables: TABLE_CONFIG });
       const { apiKey } = await this.hub.ctx.store.createBranch(this.tenantId, id);
       if (apiKey === null) throw new Error(`the hub issued no API key for ${id}`);
       const config = loadAgentConfig({
@@ -195,7 +204,7 @@ export class Cluster {
           BRANCH_ID: id,
           API_KEY: apiKey,
           DATABASE_URL: database.url,
-          AGENT_TABLES: TABLES.map((t) => t.name).join(','),
+          AGENT_TABLES: formatTableList(TABLE_CONFIG),
           AGENT_POLL_MS: String(AGENT_POLL_MS),
           LOG_LEVEL: this.options.logLevel,
         },

@@ -96,6 +96,7 @@ export class Scenario {
   async run(): Promise<Outcome> {
     await this.inserts();
     await this.conflict();
+    await this.stock();
     await this.deletion();
     await this.offline();
     await this.busyHour();
@@ -175,6 +176,42 @@ export class Scenario {
     this.say.detail(`${winner.origin} wins: last-write-wins compares the hybrid logical clock (HLC) stamped on each write,`);
     this.say.detail(`and ${why}: ${winner.origin} ${hlcText(winner.hlc)} vs ${loser.origin} ${hlcText(loser.hlc)}.`);
     this.say.detail(`Every branch picks the same winner on its own; each keeps the conflict in hubsync.conflicts.`);
+  }
+
+  /** Two tills sell the same product at once: the stock column is a counter, so both sales count. */
+  private async stock(): Promise<void> {
+    this.say.step('The same stock level sold at two branches at once');
+    const north = this.b('store-north');
+    const south = this.b('store-south');
+    await this.b('warehouse').pool.query(`INSERT INTO product VALUES (1, 'umbrella', 50)`);
+    this.say.say(`warehouse: INSERT INTO product VALUES (1, 'umbrella', 50)`);
+    await this.waitFor('every branch has the umbrellas', async () => {
+      const n = await Promise.all(this.live.map((b) => this.scalar(b.pool, 'SELECT count(*)::int AS n FROM product')));
+      return { done: n.every((x) => x === 1), status: `${n.filter((x) => x === 1).length} of ${n.length} branches` };
+    });
+    const sales: [DemoBranch, number][] = [
+      [north, 3],
+      [south, 2],
+    ];
+    // Committed together, as in the conflict above: neither sale can have seen the other.
+    const clients = await Promise.all(sales.map(([b]) => b.pool.connect()));
+    try {
+      await Promise.all(clients.map((c) => c.query('BEGIN')));
+      for (const [i, [b, n]] of sales.entries()) {
+        await clients[i]?.query('UPDATE product SET stock = stock - $1 WHERE id = 1', [n]);
+        this.say.say(`${b.id}: UPDATE product SET stock = stock - ${n} WHERE id = 1`);
+      }
+      await Promise.all(clients.map((c) => c.query('COMMIT')));
+    } finally {
+      for (const c of clients) c.release();
+    }
+    const ms = await this.waitFor('every branch has 45 umbrellas', async () => {
+      const stock = await Promise.all(this.live.map((b) => this.scalar(b.pool, 'SELECT stock AS n FROM product WHERE id = 1')));
+      return { done: stock.every((x) => x === 45), status: this.live.map((b, i) => `${b.id} ${stock[i]}`).join(', ') };
+    });
+    this.say.ok('every branch has 45 umbrellas: 50 − 3 − 2, both sales counted', ms);
+    this.say.detail('stock is declared additive: each branch sends how much it changed the stock, not the new value,');
+    this.say.detail('so concurrent sales add up instead of one overwriting the other (whole-row last-write-wins would leave 47 or 48).');
   }
 
   private async deletion(): Promise<void> {
