@@ -4,7 +4,10 @@
  * alternate between the two tables so background load hits both alike; the median is reported.
  * Then the trigger's own time per row, which commits and other work on the machine move less.
  *
- *   npx tsx agent/bench-capture.ts [--seconds 5] [--rounds 5] [--clients 4] [--admin-url postgres://…/postgres]
+ *   npx tsx agent/bench-capture.ts [--seconds 5] [--rounds 5] [--clients 4] [--merge row|column|counter] [--admin-url postgres://…/postgres]
+ *
+ * `--merge column` makes the synced table column-level, `counter` also declares `qty` additive
+ * (docs/sync-semantics.md "Column-level tables and counters"): the capture then stamps every column.
  *
  * Needs `pgbench` on PATH. Not a test: prints a table and the overhead per workload.
  *
@@ -29,6 +32,8 @@ export interface CaptureOptions {
   clients: number;
   adminUrl: string;
   rows: number;
+  /** How the synced table merges: whole rows, by column, by column with `qty` a counter. */
+  merge: 'row' | 'column' | 'counter';
 }
 
 export type Options = CaptureOptions;
@@ -39,6 +44,7 @@ export const CAPTURE_DEFAULTS: CaptureOptions = {
   clients: 4,
   adminUrl: process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   rows: 100_000,
+  merge: 'row',
 };
 
 export type CaptureWorkload = 'insert' | 'update';
@@ -76,6 +82,7 @@ function parseArgs(argv: string[]): Options {
     else if (k === '--clients') o.clients = Number(v);
     else if (k === '--admin-url') o.adminUrl = v;
     else if (k === '--rows') o.rows = Number(v);
+    else if (k === '--merge' && (v === 'row' || v === 'column' || v === 'counter')) o.merge = v;
     else throw new Error(`unknown option ${k}`);
   }
   return o;
@@ -114,7 +121,8 @@ export async function runCaptureBench(o: CaptureOptions = CAPTURE_DEFAULTS): Pro
   const dir = mkdtempSync(join(tmpdir(), 'bench-capture-'));
   try {
     await pool.query(`${TABLE('plain')}; ${TABLE('synced')}`);
-    await install(pool, { tenantId: 'bench', branchId: 'bench-1', tables: [{ name: 'public.synced' }] });
+    const merge = o.merge === 'column' ? { merge: 'column' as const } : o.merge === 'counter' ? { additive: ['qty'] } : {};
+    await install(pool, { tenantId: 'bench', branchId: 'bench-1', tables: [{ name: 'public.synced', ...merge }] });
     const preload = (t: string) =>
       `INSERT INTO ${t} SELECT g, 'item ' || g, g % 100, (g % 1000) / 10.0 FROM generate_series(1, ${o.rows}) g`;
     await pool.query(preload('plain'));
@@ -195,7 +203,7 @@ export async function runCaptureBench(o: CaptureOptions = CAPTURE_DEFAULTS): Pro
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const r = await runCaptureBench(o);
-  console.log(`\nCapture overhead, pgbench ${o.clients} clients, single-row transactions, ${o.seconds} s runs × ${o.rounds} rounds`);
+  console.log(`\nCapture overhead (${o.merge} merge), pgbench ${o.clients} clients, single-row transactions, ${o.seconds} s runs × ${o.rounds} rounds`);
   console.log('workload  without triggers  with triggers  overhead  with NOTIFY on every write  overhead');
   const pct = (x: number) => `${(x * 100).toFixed(1).padStart(7)} %`;
   for (const w of ['insert', 'update'] as const) {

@@ -101,6 +101,7 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
       'HubBrokerConflictRateHigh',
       'HubBrokerConnectionDrops',
       'HubBrokerLogDepthHigh',
+      'HubBrokerDeadLettersWaiting',
       'HubBrokerOperatorReconcileErrors',
       'HubBrokerOperatorNoLeader',
     ]);
@@ -108,6 +109,7 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
     expect(exprs.HubBrokerConflictRateHigh).toContain('rate(hub_broker_conflicts_total[10m])');
     expect(exprs.HubBrokerConnectionDrops).toContain('hub_broker_connections_closed_total{code!~"1000|1001|1012|4009"}');
     expect(exprs.HubBrokerLogDepthHigh).toContain('hub_broker_log_depth');
+    expect(exprs.HubBrokerDeadLettersWaiting).toBe('max by (namespace, tenant, branch) (hub_broker_agent_dead_letter_oldest_seconds) > 3600');
   });
 
   it('applies to the API server; the operator runs on its RBAC alone, which is enough and no more than needed', async () => {
