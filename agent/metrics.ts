@@ -77,36 +77,39 @@ export class AgentMetrics {
     this.hubErrors = new Counter({ name: `${p}hub_errors_total`, help: 'error frames received from the hub, by code', labelNames: ['code'], registers: [r] });
     this.tokenRequests = new Counter({ name: `${p}token_requests_total`, help: 'POST /auth/token by result', labelNames: ['result'], registers: [r] });
     this.sendBlocked = new Gauge({ name: `${p}send_blocked`, help: '1 while a single change is larger than the hub accepts in one frame', registers: [r] });
+    const read = async (): Promise<{ n: number; age: number }> => (await this.deadLetters?.().catch(() => null)) ?? { n: 0, age: 0 };
+    new Gauge({
+      name: `${p}dead_letters`,
+      help: 'Changes the apply could not write, waiting for hub-broker agent dead-letters retry or discard',
+      registers: [r],
+      async collect() {
+        this.set((await read()).n);
+      },
+    });
+    new Gauge({
+      name: `${p}dead_letter_oldest_seconds`,
+      help: 'Age of the oldest dead letter waiting (0 when none)',
+      registers: [r],
+      async collect() {
+        this.set((await read()).age);
+      },
+    });
   }
+
+  /** Where the dead-letter gauges read from; unset (they show 0) until watchDeadLetters. */
+  private deadLetters: (() => Promise<{ n: number; age: number }>) | null = null;
 
   /**
    * Dead letters waiting here and the age of the oldest, read from the database at each scrape
    * (they leave only when a person retries or discards them: docs/operations.md).
    */
   watchDeadLetters(q: Queryable): void {
-    const p = 'hub_broker_agent_';
-    const read = async (): Promise<{ n: number; age: number }> => {
+    this.deadLetters = async () => {
       const { rows } = await q.query<{ n: number; age: number | null }>(
         `SELECT count(*)::int AS n, extract(epoch FROM now() - min(failed_at))::float8 AS age FROM hubsync.dead_letter`,
       );
       return { n: rows[0]?.n ?? 0, age: rows[0]?.age ?? 0 };
     };
-    new Gauge({
-      name: `${p}dead_letters`,
-      help: 'Changes the apply could not write, waiting for hub-broker agent dead-letters retry or discard',
-      registers: [this.registry],
-      async collect() {
-        this.set((await read().catch(() => ({ n: 0, age: 0 }))).n);
-      },
-    });
-    new Gauge({
-      name: `${p}dead_letter_oldest_seconds`,
-      help: 'Age of the oldest dead letter waiting (0 when none)',
-      registers: [this.registry],
-      async collect() {
-        this.set((await read().catch(() => ({ n: 0, age: 0 }))).age);
-      },
-    });
   }
 
   /** Counts one apply (a delivery or snapshot chunk) that took `seconds`. */
