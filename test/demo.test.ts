@@ -47,8 +47,8 @@ afterAll(async () => {
 /** The checksum column of the result table, one per branch. */
 function checksums(output: string): Map<string, string> {
   const result = output.slice(output.indexOf('\nResult'));
-  const rows = [...result.matchAll(/^\s+([a-z][a-z-]+)\s+([\d,]+)\s+([\d,]+)\s+([0-9a-f]{16})\s*$/gm)];
-  return new Map(rows.map((m) => [m[1] as string, m[4] as string]));
+  const rows = [...result.matchAll(/^\s+([a-z][a-z-]+)((?:\s+[\d,]+)+)\s+([0-9a-f]{16})\s*$/gm)];
+  return new Map(rows.map((m) => [m[1] as string, m[3] as string]));
 }
 
 function dataFolder(output: string): string {

@@ -20,6 +20,7 @@ describe('storeTenantSpec', () => {
       branchPriority: [],
       deletionPolicy: 'retain',
       routes: [],
+      tables: [],
     });
   });
 
@@ -37,6 +38,7 @@ describe('storeTenantSpec', () => {
             { name: 'up', tables: ['sales.*'], from: ['store'], to: ['hq'] },
             { name: 'down', tables: ['public.price'], from: ['hq'], to: ['store'], filter: 'region = branch.region' },
           ],
+          tables: [{ name: 'public.product', additive: ['stock'] }, { name: 'public.customer', merge: 'Column' }, { name: 'public.sale', merge: 'Row' }],
         }),
       ),
     ).toEqual({
@@ -49,6 +51,11 @@ describe('storeTenantSpec', () => {
       routes: [
         { name: 'up', tables: ['sales.*'], from: ['store'], to: ['hq'] },
         { name: 'down', tables: ['public.price'], from: ['hq'], to: ['store'], filter: 'region = branch.region' },
+      ],
+      tables: [
+        { name: 'public.product', additive: ['stock'] },
+        { name: 'public.customer', merge: 'column', additive: [] },
+        { name: 'public.sale', merge: 'row', additive: [] },
       ],
     });
   });
