@@ -226,7 +226,11 @@ describe('restarts', { timeout: 90_000 }, () => {
     for (const x of [b, c]) {
       expectCountedTo(await counterHistory(x, 1), n);
       expect(await appliedTwice(x)).toEqual([]);
-      expect(await count(x, `SELECT count(*) AS n FROM apply_audit WHERE tbl = 'item' AND new_row->>'origin' = 'a'`)).toBe(n + (n - 5));
+      // n inserts and n − 5 updates; an insert and the update of the same item that reach an apply
+      // in one chunk are written once (agent/apply/plan.ts), so a backlog after a restart may show fewer.
+      const images = await count(x, `SELECT count(*) AS n FROM apply_audit WHERE tbl = 'item' AND new_row->>'origin' = 'a'`);
+      expect(images).toBeLessThanOrEqual(n + (n - 5));
+      expect(images).toBeGreaterThanOrEqual(n);
     }
     expect(await appliedTwice(a)).toEqual([]);
     for (const x of all) expect(await x.deadLetters()).toEqual([]);
