@@ -29,6 +29,7 @@ import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Outbox } from './outbox.js';
 import { refuseHello } from './hello-check.js';
+import { answerTriage } from './triage.js';
 import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
@@ -375,6 +376,10 @@ class Connection {
         return;
       case 'conflict.notify':
         this.onConflictNotify(f);
+        return;
+      case 'triage.request':
+        // A person's action on a dead letter or conflict, asked through the hub's admin API.
+        void answerTriage(this.deps.pool, f, this.deps.config.maxForwardSkewMs).then((r) => this.send(r));
         return;
       case 'error':
         this.onError(f);

@@ -8,7 +8,7 @@
  *   other write, it supersedes both versions and travels to every branch.
  */
 import type pg from 'pg';
-import type { Change, StrategyName, TenantPolicy } from '../protocol/messages.js';
+import type { Change, StrategyName, TenantPolicy, TriageRequest, TriageResult, Value } from '../protocol/messages.js';
 import { ApplyEngine } from './apply/engine.js';
 import { loadInstalledTables, type TableInfo } from './catalog.js';
 import { AgentError } from './errors.js';
@@ -153,5 +153,59 @@ export async function overrideConflict(pool: pg.Pool, id: string): Promise<{ con
     throw err;
   } finally {
     c.release();
+  }
+}
+
+/** JSON data only (dates as ISO text), as a frame carries it. */
+const plain = (v: unknown): Value => JSON.parse(JSON.stringify(v)) as Value;
+
+/**
+ * Answers a `triage.request` from the hub's admin API with what the command line would do.
+ * Lists carry summaries (no change bodies), so they fit a frame.
+ */
+export async function answerTriage(pool: pg.Pool, req: TriageRequest, maxForwardSkewMs: number): Promise<TriageResult> {
+  const answer = (status: TriageResult['status'], message: string, body?: unknown): TriageResult => ({
+    type: 'triage.result',
+    id: req.id,
+    status,
+    message,
+    ...(body === undefined ? {} : { body: plain(body) }),
+  });
+  const target = req.target ?? '';
+  try {
+    if (req.kind === 'dead-letters') {
+      switch (req.action) {
+        case 'list': {
+          const rows = await listDeadLetters(pool);
+          return answer('ok', `${rows.length} dead letters`, rows.map(({ change, ...d }) => ({ ...d, pk: change.pk })));
+        }
+        case 'show':
+          return answer('ok', `dead letter ${target}`, await getDeadLetter(pool, target));
+        case 'retry': {
+          const r = await retryDeadLetter(pool, target, maxForwardSkewMs);
+          if (r.result === 'failed') return answer('failed', `failed again: ${r.deadLetter.reason}`, { result: 'failed', deadLetter: r.deadLetter });
+          return answer('ok', r.result === 'applied' ? 'applied and removed' : 'superseded by newer writes; removed, nothing changed', r);
+        }
+        case 'discard':
+          return answer('ok', 'discarded', await discardDeadLetter(pool, target));
+        default:
+          return answer('invalid', `dead letters cannot be ${req.action}d`);
+      }
+    }
+    switch (req.action) {
+      case 'list':
+        return answer('ok', 'conflicts, newest first', await listConflicts(pool));
+      case 'show':
+        return answer('ok', `conflict ${target}`, await getConflict(pool, target));
+      case 'override': {
+        const r = await overrideConflict(pool, target);
+        return answer('ok', r.wrote === 'nothing' ? 'the losing version is what the row holds already; nothing written' : `the losing version was written (${r.wrote})`, { wrote: r.wrote });
+      }
+      default:
+        return answer('invalid', `conflicts cannot be ${req.action === 'retry' ? 'retried' : `${req.action}ed`}`);
+    }
+  } catch (err) {
+    if (err instanceof AgentError) return answer(err.code === 'not_found' ? 'not_found' : 'failed', err.message);
+    return answer('failed', (err as Error).message.split('\n')[0] ?? 'failed');
   }
 }

@@ -12,6 +12,7 @@ import { Directory } from './directory.js';
 import { MemoryEngine } from './engine/memory.js';
 import type { Engine } from './engine/types.js';
 import { CLOSE } from './errors.js';
+import { TriageRelay } from './triage.js';
 import { Fanout } from './fanout.js';
 import { createServer, type HttpServer, type Readiness } from './http/server.js';
 import * as log from './log.js';
@@ -84,6 +85,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       directory,
       registry,
       fanout: new Fanout(config.instanceId, engine, registry, directory, logger),
+      triage: new TriageRelay(config.instanceId, engine, registry, logger),
       limiter: new RateLimiter(engine, { tenant: config.tenantRate, branch: config.branchRate, auth: config.authRate }),
       tokens: createTokenService(config.jwtKeys, config.tokenTtlSeconds),
       snapshots: new SnapshotService(pool, {
@@ -114,6 +116,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
         (err: unknown) => logger.warn({ err, tenant, branch }, 'could not hold a conflict notice'),
       );
     };
+    ctx.fanout.onTriage = (m) => ctx.triage.receive(m);
     await engine.start(
       (m) => ctx.fanout.receive(m),
       () => [...registry.all()].map((c) => ({ tenantId: c.tenantId, branchId: c.branchId, gen: c.gen })),

@@ -396,6 +396,8 @@ export class Connection implements HubConnection {
         return;
       case 'auth.refresh':
         return this.onRefresh(frame.token);
+      case 'triage.result':
+        return this.ctx.triage.onResult(this.tenantId, this.branchId, frame);
       case 'error':
         this.ctx.logger.info({ tenant: this.tenantId, branch: this.branchId, code: frame.code, message: frame.message }, 'agent reported an error');
         return;

@@ -8,6 +8,7 @@ import type { Batcher } from './batcher.js';
 import type { HubConfig } from './config.js';
 import type { Directory } from './directory.js';
 import type { Engine } from './engine/types.js';
+import type { TriageRelay } from './triage.js';
 import type { Fanout } from './fanout.js';
 import type { ConnectPosition } from './log.js';
 import type { Logger } from './logger.js';
@@ -52,6 +53,8 @@ export interface HubContext {
   readonly directory: Directory;
   readonly registry: ConnectionRegistry<HubConnection>;
   readonly fanout: Fanout;
+  /** Dead-letter and conflict actions asked of branches through the admin API. */
+  readonly triage: TriageRelay;
   readonly limiter: RateLimiter;
   readonly tokens: TokenService;
   readonly snapshots: SnapshotService;

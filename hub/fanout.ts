@@ -6,7 +6,7 @@
 import type { ConflictNotify, LogEntry } from '../protocol/index.js';
 import { CLOSE } from './errors.js';
 import type { Directory } from './directory.js';
-import type { Engine, EntriesMessage, InstanceMessage } from './engine/types.js';
+import type { Engine, EntriesMessage, InstanceMessage, TriageMessage, TriageReplyMessage } from './engine/types.js';
 import type { Logger } from './logger.js';
 import { routeEntries } from './routes/entries.js';
 import type { RoutingPolicy } from './routes/policy.js';
@@ -19,6 +19,8 @@ export class Fanout {
   onProbe: (nonce: string) => void = () => undefined;
   /** A conflict notice sent here for a branch that is no longer connected here: hold it. */
   onUndeliveredConflict: (tenant: string, branch: string, frame: ConflictNotify) => void = () => undefined;
+  /** Triage requests and answers between instances (hub/triage.ts). */
+  onTriage: (m: TriageMessage | TriageReplyMessage) => void = () => undefined;
 
   constructor(
     private readonly instanceId: string,
@@ -97,6 +99,10 @@ export class Fanout {
       case 'conflict':
         // The branch moved or left since the sender looked it up.
         if (!this.registry.get(m.tenant, m.branch)?.send(m.frame)) this.onUndeliveredConflict(m.tenant, m.branch, m.frame);
+        return;
+      case 'triage':
+      case 'triage-reply':
+        this.onTriage(m);
         return;
       case 'probe':
         this.onProbe(m.nonce);

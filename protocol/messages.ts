@@ -265,6 +265,29 @@ export const AuthRefreshedSchema = z.strictObject({
   expires_at: z.string().max(40),
 });
 
+/**
+ * A person's action on the dead letters or conflicts of a branch, asked through the hub's admin
+ * API (docs/api.md "Dead letters and conflicts"); the agent answers with `triage.result`.
+ */
+export const TriageRequestSchema = z.strictObject({
+  type: z.literal('triage.request'),
+  id: MessageId,
+  kind: z.enum(['dead-letters', 'conflicts']),
+  action: z.enum(['list', 'show', 'retry', 'discard', 'override']),
+  /** The dead letter's or conflict's id at the branch; absent for list. */
+  target: z.string().regex(/^\d{1,18}$/).optional(),
+});
+
+export const TriageResultSchema = z.strictObject({
+  type: z.literal('triage.result'),
+  /** The request's id. */
+  id: MessageId,
+  /** `failed`: a retry failed again (the body says why); `refused`: the agent does not take such requests. */
+  status: z.enum(['ok', 'not_found', 'failed', 'invalid', 'refused']),
+  message: z.string().max(4096),
+  body: ValueSchema.optional(),
+});
+
 /** Every frame an agent may send to the hub. */
 export const AgentToHubSchema = z.discriminatedUnion('type', [
   SyncBatchSchema,
@@ -273,6 +296,7 @@ export const AgentToHubSchema = z.discriminatedUnion('type', [
   SnapshotRequestSchema,
   SnapshotAckSchema,
   AuthRefreshSchema,
+  TriageResultSchema,
   ErrorSchema,
 ]);
 
@@ -287,6 +311,7 @@ export const HubToAgentSchema = z.discriminatedUnion('type', [
   SnapshotEndSchema,
   SnapshotRequiredSchema,
   AuthRefreshedSchema,
+  TriageRequestSchema,
   ErrorSchema,
 ]);
 
@@ -298,6 +323,8 @@ export type Limits = z.infer<typeof LimitsSchema>;
 export type StrategyName = z.infer<typeof StrategyNameSchema>;
 export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
 export type TableMerge = z.infer<typeof TableMergeSchema>;
+export type TriageRequest = z.infer<typeof TriageRequestSchema>;
+export type TriageResult = z.infer<typeof TriageResultSchema>;
 export type VersionRef = z.infer<typeof VersionRefSchema>;
 export type Conflict = z.infer<typeof ConflictSchema>;
 export type LogEntry = z.infer<typeof LogEntrySchema>;

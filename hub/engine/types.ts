@@ -4,7 +4,7 @@
  * engine holds is rebuildable: losing it may delay delivery (live connections also poll the
  * log head) but never loses an acknowledged change, which lives in PostgreSQL.
  */
-import type { ConflictNotify, LogEntry } from '../../protocol/index.js';
+import type { ConflictNotify, LogEntry, TriageRequest, TriageResult } from '../../protocol/index.js';
 import type { BucketRequest, TakeResult } from '../rate-limit.js';
 
 export interface Location {
@@ -51,12 +51,30 @@ export interface ConflictMessage {
   readonly frame: ConflictNotify;
 }
 
+/** A triage request for a branch connected on the receiving instance (hub/triage.ts). */
+export interface TriageMessage {
+  readonly kind: 'triage';
+  readonly tenant: string;
+  readonly branch: string;
+  readonly frame: TriageRequest;
+  /** The instance whose admin API call waits for the answer. */
+  readonly replyTo: string;
+}
+
+/** The agent's answer, back to the instance that asked. */
+export interface TriageReplyMessage {
+  readonly kind: 'triage-reply';
+  readonly tenant: string;
+  readonly branch: string;
+  readonly frame: TriageResult;
+}
+
 export interface ProbeMessage {
   readonly kind: 'probe';
   readonly nonce: string;
 }
 
-export type InstanceMessage = EntriesMessage | KickMessage | ConflictMessage | ProbeMessage;
+export type InstanceMessage = EntriesMessage | KickMessage | ConflictMessage | TriageMessage | TriageReplyMessage | ProbeMessage;
 
 export interface EngineHealth {
   readonly ok: boolean;

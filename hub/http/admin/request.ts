@@ -17,6 +17,8 @@ export type AdminErrorCode =
   | 'method_not_allowed'
   | 'conflict'
   | 'limit_exceeded'
+  | 'branch_not_connected'
+  | 'branch_timeout'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'internal';
