@@ -6,8 +6,6 @@
  * jitter; close codes decide how soon. Decisions live in backoff.ts and in-flight.ts; this file
  * does the I/O.
  */
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import WebSocket from 'ws';
@@ -34,7 +32,7 @@ import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
-import { requestToken, TokenError, type TokenGrant } from './token.js';
+import { requestToken, TokenError, trustedCas, type TokenGrant } from './token.js';
 import { WakeFlag } from './wake.js';
 
 export interface HubClientDeps {
@@ -55,12 +53,6 @@ const STOP_TIMEOUT_MS = 10_000;
 /** Most log entries applied in one transaction when queued deliveries are applied together. */
 const MAX_COALESCED_ENTRIES = 2000;
 const CONTENDED_LINGER_MS = 250;
-
-/** The CA list for https and wss: Node's bundle plus the configured file, or undefined for the default. */
-export function trustedCas(caFile: string | undefined): (string | Buffer)[] | undefined {
-  if (caFile === undefined) return undefined;
-  return [...rootCertificates, readFileSync(caFile)];
-}
 
 export class HubClient {
   private readonly endpoints: HubEndpoints;

@@ -1,9 +1,12 @@
 /**
  * `POST {HUB_URL}/auth/token {tenant_id, branch_id, api_key}` → `{token, expires_at}`. Plain
- * node:http(s), so a configured CA applies exactly as it does to the WebSocket.
+ * node:http(s), so a configured CA applies exactly as it does to the WebSocket (trustedCas, used
+ * by both).
  */
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 
 export interface TokenGrant {
   readonly token: string;
@@ -80,4 +83,10 @@ export function requestToken(r: TokenRequest): Promise<TokenGrant> {
     req.on('error', (err) => reject(new TokenError('unavailable', `token request failed: ${err.message}`)));
     req.end(body);
   });
+}
+
+/** The CA list for https and wss: Node's bundle plus the configured file, or undefined for the default. */
+export function trustedCas(caFile: string | undefined): (string | Buffer)[] | undefined {
+  if (caFile === undefined) return undefined;
+  return [...rootCertificates, readFileSync(caFile)];
 }

@@ -510,13 +510,7 @@ export class Connection implements HubConnection {
     await this.rateLimit(view);
     const c = frame.conflict;
     ctx.metrics.conflicts.inc({ tenant: this.tenantId, table: ctx.metrics.tableLabel(c.table), kind: c.kind ?? 'concurrent' });
-    await ctx.store.audit({
-      tenantId: this.tenantId,
-      branchId: this.branchId,
-      event: 'conflict.reported',
-      source: this.branchId,
-      detail: { conflict: c },
-    });
+    await ctx.store.audit({ tenantId: this.tenantId, branchId: this.branchId, event: 'conflict.reported', source: this.branchId, detail: { conflict: c } });
     const to = conflictRecipient(this.branchId, c.loser.origin, view);
     if (to) {
       const notice: ConflictNotify = { type: 'conflict.notify', id: this.nextId('c'), reported_by: this.branchId, conflict: c };

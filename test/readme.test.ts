@@ -127,7 +127,7 @@ describe('commands and metrics named in README.md and docs/operations.md', () =>
     const admin = adminHelp();
     const agent = agentHelp();
     const hub = hubHelp();
-    const adminVerbs = new Set([...admin.matchAll(/^ {2}([a-z]+) \[?([a-z-]+)\]?/gm)].map((m) => `${m[1]} ${m[2]}`));
+    const adminVerbs = new Set([...admin.matchAll(/^ {2}([a-z-]+) \[?([a-z-]+)\]?/gm)].map((m) => `${m[1]} ${m[2]}`));
     const unknown: string[] = [];
     for (const file of files) {
       for (const m of code(read(file)).matchAll(/\bhub-broker (admin|agent|hub)\b([^\n`|#;&)]*)/g)) {

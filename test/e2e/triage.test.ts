@@ -4,6 +4,7 @@
  * does not hold the branch's socket. The branch's agent answers from its own database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as runAdmin } from '../../cli/commands/admin.js';
 import { testRedisUrl, useRedisPrefix } from '../support/redis.js';
 import { converged, E2E, type Branch, type Hub } from './support.js';
 
@@ -98,6 +99,24 @@ describe('dead letters and conflicts through the admin API', { timeout: 120_000 
     expect(overridden.status).toBe(200);
     await expect.poll(() => b.dump('public.customer'), { timeout: 30_000 }).toContain('(10,c@x,"edited at a")');
     expect((await api(h1, 'POST', `/admin/tenants/shop/branches/a/conflicts/${c.id}/override`)).status).toBe(404);
+  });
+
+  it('hub-broker admin dead-letters and conflicts show the same', async () => {
+    const [h1] = hubs as [Hub, Hub];
+    const admin = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      const code = await runAdmin(args, { out: (t) => (out += t), err: (t) => (err += t), env: { HUB_URL: h1.url, HUB_ADMIN_TOKEN: ADMIN } });
+      return { code, out, err };
+    };
+    expect(await admin('dead-letters', 'list', 'shop', 'b')).toMatchObject({ code: 0, out: '(no dead letters)\n' });
+    const conflicts = await admin('conflicts', 'list', 'shop', 'a');
+    expect(conflicts.code, conflicts.err).toBe(0);
+    expect(conflicts.out).toMatch(/^ID +DETECTED +TABLE +KEY +WINNER/m);
+    expect(conflicts.out).toMatch(/public\.customer +id=10 +incoming \(last-write-wins\) +- +20\d\d-/);
+    const missing = await admin('dead-letters', 'retry', 'shop', 'b', '999');
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toContain('no dead letter 999 here');
   });
 
   it('says so when the branch is not connected, unknown, or the id is not one', async () => {

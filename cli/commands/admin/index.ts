@@ -12,6 +12,7 @@ import { connect } from './connect.js';
 import { connectionCommands } from './connections.js';
 import { routeCommands } from './routes.js';
 import { TENANT_FLAGS, TENANT_OPTIONS_HELP, tenantCommands } from './tenants.js';
+import { conflictCommands, deadLetterCommands } from './triage.js';
 
 /** Exit codes: 0 done, 1 the hub refused or could not be reached, 2 a usage or setting error. */
 export const EXIT_FAILED = 1;
@@ -44,9 +45,11 @@ const COMMANDS: Readonly<Record<string, Commands>> = {
   routes: routeCommands,
   connections: connectionCommands,
   audit: auditCommands,
+  'dead-letters': deadLetterCommands,
+  conflicts: conflictCommands,
 };
 
-const ALIASES: Record<string, string> = { tenant: 'tenants', branch: 'branches', route: 'routes', connection: 'connections' };
+const ALIASES: Record<string, string> = { tenant: 'tenants', branch: 'branches', route: 'routes', connection: 'connections', 'dead-letter': 'dead-letters', conflict: 'conflicts' };
 /** Resources whose only verb is `list` may omit it. */
 const DEFAULT_VERB: Record<string, string> = { connections: 'list', audit: 'list' };
 
