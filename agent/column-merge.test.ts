@@ -91,6 +91,31 @@ describe('column-level tables', () => {
     }
   });
 
+  it('under branch-priority, the higher-ranked branch wins a column both wrote, and other columns still merge', async () => {
+    await reset();
+    const priority = { conflict_strategy: 'branch-priority' as const, branch_priority: ['b1'] };
+    for (const x of branches) await x.engine.setPolicy(priority);
+    try {
+      const relay = new Relay();
+      await at(b).pool.query(`INSERT INTO customer (id, phone, email) VALUES (1, '111', 'old@x')`);
+      await syncAll(relay);
+      await at(a).pool.query(`UPDATE customer SET phone = 'from b1' WHERE id = 1`);
+      await new Promise((r) => setTimeout(r, 5));
+      // Later, but from a branch that ranks below b1.
+      await at(c).pool.query(`UPDATE customer SET phone = 'from b3', email = 'b3@x' WHERE id = 1`);
+      await syncAll(relay);
+      for (const x of branches) {
+        expect((await x.pool.query(`SELECT phone, email FROM customer WHERE id = 1`)).rows).toEqual([{ phone: 'from b1', email: 'b3@x' }]);
+      }
+      // b3 writes the phone again after seeing b1's: it builds on b1's write, so it stands.
+      await at(c).pool.query(`UPDATE customer SET phone = 'b3 again' WHERE id = 1`);
+      await syncAll(relay);
+      for (const x of branches) expect((await x.pool.query(`SELECT phone FROM customer WHERE id = 1`)).rows).toEqual([{ phone: 'b3 again' }]);
+    } finally {
+      for (const x of branches) await x.engine.setPolicy({ conflict_strategy: 'last-write-wins', branch_priority: [] });
+    }
+  });
+
   type Op = { kind: 'phone' | 'email'; id: number; v: string } | { kind: 'add'; id: number; d: number } | { kind: 'delete'; id: number } | { kind: 'upsert'; id: number };
   const id = fc.integer({ min: 1, max: 3 });
   const op: fc.Arbitrary<Op> = fc.oneof(

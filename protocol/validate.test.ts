@@ -236,10 +236,10 @@ describe('frame validation never throws, and never accepts a broken frame', () =
 type Path = (string | number)[];
 
 /** Keys whose value is any JSON (row contents): nothing inside them can be "wrong". */
-const FREE = new Set(['row', 'pk', 'winner_row', 'loser_row']);
+const FREE = new Set(['row', 'pk', 'winner_row', 'loser_row', 'body']);
 
 function isOptional(path: Path, key: string): boolean {
-  if (path.length === 0) return key === 'to' || key === 'ref';
+  if (path.length === 0) return key === 'to' || key === 'ref' || key === 'target' || key === 'body';
   if (key === 'tx_end') return true;
   return path[path.length - 1] === 'conflict' && (key === 'kind' || key === 'reason');
 }
@@ -279,7 +279,8 @@ function mutate(m: Message, kind: 'drop' | 'retype' | 'extra', pick: number): { 
     const path = [...(targets[pick % targets.length] as { path: Path }).path, 'extra_field'];
     return { frame: edit(m, path, 1), field: path.join('.') };
   }
-  const targets = all.filter((n) => n.path.length > 0);
+  // `body` may be any JSON value: no type of it is wrong.
+  const targets = all.filter((n) => n.path.length > 0 && n.path[n.path.length - 1] !== 'body');
   const target = targets[pick % targets.length] as { path: Path; value: unknown };
   return { frame: edit(m, target.path, otherType(target.value)), field: target.path.join('.') };
 }

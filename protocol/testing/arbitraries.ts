@@ -347,21 +347,27 @@ export const authRefreshedArb: fc.Arbitrary<AuthRefreshed> = record({
   expires_at: timestampArb,
 });
 
-export const triageRequestArb: fc.Arbitrary<TriageRequest> = record({
-  type: fc.constant('triage.request' as const),
-  id: messageIdArb,
-  kind: fc.constantFrom('dead-letters' as const, 'conflicts' as const),
-  action: fc.constantFrom('list' as const, 'show' as const, 'retry' as const, 'discard' as const, 'override' as const),
-  target: fc.option(fc.integer({ min: 1, max: 1_000_000 }).map(String), { nil: undefined }),
-});
+export const triageRequestArb: fc.Arbitrary<TriageRequest> = record(
+  {
+    type: fc.constant('triage.request' as const),
+    id: messageIdArb,
+    kind: fc.constantFrom('dead-letters' as const, 'conflicts' as const),
+    action: fc.constantFrom('list' as const, 'show' as const, 'retry' as const, 'discard' as const, 'override' as const),
+    target: fc.integer({ min: 1, max: 1_000_000 }).map(String),
+  },
+  { requiredKeys: ['type', 'id', 'kind', 'action'] },
+);
 
-export const triageResultArb: fc.Arbitrary<TriageResult> = record({
-  type: fc.constant('triage.result' as const),
-  id: messageIdArb,
-  status: fc.constantFrom('ok' as const, 'not_found' as const, 'failed' as const, 'invalid' as const, 'refused' as const),
-  message: text(0, 200),
-  body: fc.option(valueArb, { nil: undefined }),
-});
+export const triageResultArb: fc.Arbitrary<TriageResult> = record(
+  {
+    type: fc.constant('triage.result' as const),
+    id: messageIdArb,
+    status: fc.constantFrom('ok' as const, 'not_found' as const, 'failed' as const, 'invalid' as const, 'refused' as const),
+    message: text(0, 200),
+    body: valueArb,
+  },
+  { requiredKeys: ['type', 'id', 'status', 'message'] },
+);
 
 /** One arbitrary per message type, keyed by type, for tests that must cover every type. */
 export const agentToHubArbs: { readonly [T in AgentToHub['type']]: fc.Arbitrary<Extract<AgentToHub, { type: T }>> } = {
