@@ -105,24 +105,36 @@ export function additiveArraySql(t: TableInfo): string {
 
 /**
  * The same for a column-level table (protocol/merge.ts): the row's column state is stamped by
- * `hubsync.stamp_columns` and travels with the change. Three statements where the row-level path
- * has one: the price of keeping both of two concurrent edits.
+ * `hubsync.stamp_columns` in the statement that bumps the version, and travels with the change.
+ * An update or delete finds the version with a plain UPDATE, as the row-level path does; the
+ * timestamp is taken once, so the version and the cells it stamps agree.
  */
 function recordColumnChange(t: TableInfo, tbl: string, branch: string, kind: 'insert' | 'update' | 'delete'): string {
   const b = quoteLiteral(branch);
   const key = versionKeySql(tbl, 'k');
-  const additive = additiveArraySql(t);
-  return `
-    INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
-    VALUES (${key}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, ${kind === 'delete'})
+  const stamp = (prev: string, hlc: string, n: string): string =>
+    `hubsync.stamp_columns(${prev}, ${kind === 'update' ? 'o' : 'NULL'}, ${kind === 'delete' ? 'NULL' : 'r'}, ${additiveArraySql(t)}, ${hlc}, ${b}, ${n})`;
+  const nextN = `coalesce((rv.vv ${op('->>')} ${b})::pg_catalog.int8, 0) ${op('+')} 1`;
+  const upsert = `
+    INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted, cols)
+    VALUES (${key}, ${tbl}, k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, nh, ${b}, ${kind === 'delete'}, ${stamp('NULL', 'nh', '1')})
     ON CONFLICT (key) DO UPDATE
       SET vv = ${bumpedVv(b)},
           hlc = greatest(excluded.hlc, rv.hlc ${op('+')} 1),
           origin = excluded.origin,
-          deleted = excluded.deleted
-    RETURNING rv.vv, rv.hlc, rv.cols INTO nvv, nhlc, ncols;
-    ncols := hubsync.stamp_columns(ncols, ${kind === 'update' ? 'o' : 'NULL'}, ${kind === 'delete' ? 'NULL' : 'r'}, ${additive}, nhlc, ${b}, (nvv ${op('->>')} ${b})::pg_catalog.int8);
-    UPDATE hubsync.row_version SET cols = ncols WHERE key ${op('=')} ${key};
+          deleted = excluded.deleted,
+          cols = ${stamp('rv.cols', `greatest(excluded.hlc, rv.hlc ${op('+')} 1)`, nextN)}
+    RETURNING rv.vv, rv.hlc, rv.cols INTO nvv, nhlc, ncols;`;
+  const update = `
+    UPDATE hubsync.row_version AS rv
+       SET vv = ${bumpedVv(b)}, hlc = greatest(nh, rv.hlc ${op('+')} 1), origin = ${b}, deleted = ${kind === 'delete'},
+           cols = ${stamp('rv.cols', `greatest(nh, rv.hlc ${op('+')} 1)`, nextN)}
+     WHERE rv.key ${op('=')} ${key}
+     RETURNING rv.vv, rv.hlc, rv.cols INTO nvv, nhlc, ncols;
+    IF NOT FOUND THEN${upsert}
+    END IF;`;
+  return `
+    nh := ${NOW_HLC};${kind === 'insert' ? upsert : update}
     INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", old, hlc, vv, cols)
     VALUES (pg_catalog.pg_current_xact_id(), ${tbl}, '${kind}', k, ${kind === 'delete' ? 'NULL' : 'r'}, ${kind === 'insert' ? 'NULL' : 'o'}, nhlc, nvv, ncols)
     RETURNING (SELECT w.waiting FROM hubsync.wake w) INTO asleep;`;
@@ -180,6 +192,7 @@ DECLARE
   nvv pg_catalog.jsonb;
   nhlc pg_catalog.int8;
   ncols pg_catalog.jsonb;
+  nh pg_catalog.int8;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
   IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;

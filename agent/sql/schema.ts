@@ -159,37 +159,51 @@ ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS conflict_strategy text;
 -- cell stamped with it; a counter's change adds new − old to this branch's contribution; a
 -- delete leaves the state as it was. \`best\` keeps the better-ranked writer of the column.
 CREATE OR REPLACE FUNCTION hubsync.stamp_columns(prev jsonb, o jsonb, r jsonb, additive text[], hlc bigint, branch text, n bigint)
-RETURNS jsonb LANGUAGE sql STABLE
+RETURNS jsonb LANGUAGE plpgsql STABLE
 -- Called by SECURITY DEFINER capture functions: immune to the writer's search_path.
 SET search_path = pg_catalog, pg_temp AS $fn$
-  -- One pass over the row's columns. p: the column's state before (a row written before its
-  -- columns were tracked starts at the zero cell of its old value, as protocol/merge.ts
-  -- untrackedColumns says); c: the new cell when the write set the column.
-  SELECT CASE WHEN r IS NULL THEN prev ELSE coalesce(prev, '{}'::jsonb) || coalesce((
-    SELECT jsonb_object_agg(e.key, CASE
-      WHEN o IS NOT NULL AND (o -> e.key) IS NOT DISTINCT FROM e.value THEN x.p
-      -- A counter changed: this branch's contribution to the current base grows by new - old.
-      WHEN o IS NOT NULL AND x.counter AND jsonb_typeof(x.p) = 'object' THEN jsonb_set(x.p, ARRAY['d', branch], jsonb_build_array(
-        (CASE WHEN x.p -> 'd' -> branch ->> 2 = x.p -> 'b' ->> 1 AND x.p -> 'd' -> branch ->> 3 = x.p -> 'b' ->> 2
-              THEN (x.p -> 'd' -> branch ->> 0)::numeric ELSE 0 END
-         + coalesce((e.value #>> '{}')::numeric, 0) - coalesce((o ->> e.key)::numeric, 0))::text,
-        n, x.p -> 'b' ->> 1, x.p -> 'b' ->> 2))
-      WHEN x.counter THEN jsonb_build_object('b', x.c, 'd', '{}'::jsonb)
-      ELSE x.c
-    END)
-    FROM jsonb_each(r) e
-    CROSS JOIN LATERAL (SELECT e.key = ANY (additive) AS counter) k
-    CROSS JOIN LATERAL (SELECT coalesce(prev -> e.key, CASE WHEN o IS NOT NULL THEN
-        CASE WHEN k.counter THEN jsonb_build_object('b', jsonb_build_array(coalesce(o -> e.key, 'null'::jsonb), '0000000000000000', '', 0, ''), 'd', '{}'::jsonb)
-             ELSE jsonb_build_array(coalesce(o -> e.key, 'null'::jsonb), '0000000000000000', '', 0, '') END END) AS p) q
-    -- best: this branch, or the better-ranked writer the column had (branch-priority).
-    CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(q.p) = 'object' THEN q.p -> 'b' ->> 4 ELSE q.p ->> 4 END AS pbest) pb
-    CROSS JOIN LATERAL (SELECT a.priority FROM hubsync.apply_state a) pr
-    CROSS JOIN LATERAL (SELECT k.counter, q.p, jsonb_build_array(e.value, lpad(to_hex(hlc), 16, '0'), branch, n,
-        CASE WHEN coalesce(array_position(pr.priority, pb.pbest), 2147483647) < coalesce(array_position(pr.priority, branch), 2147483647)
-             THEN pb.pbest ELSE branch END) AS c) x
-  ), '{}'::jsonb) END
-$fn$;
+DECLARE
+  result jsonb := coalesce(prev, '{}'::jsonb);
+  h text := lpad(to_hex(hlc), 16, '0');
+  prio text[];
+  col text;
+  v jsonb;
+  p jsonb;
+  cell jsonb;
+  best text;
+  pbest text;
+  mine jsonb;
+  prior numeric;
+BEGIN
+  IF r IS NULL THEN RETURN prev; END IF;
+  SELECT a.priority INTO prio FROM hubsync.apply_state a;
+  FOR col, v IN SELECT e.key, e.value FROM jsonb_each(r) e LOOP
+    p := result -> col;
+    IF p IS NULL AND o IS NOT NULL THEN
+      -- A row written before its columns were tracked: the column starts at the zero cell of
+      -- its old value (a counter at that base), as protocol/merge.ts untrackedColumns says.
+      cell := jsonb_build_array(coalesce(o -> col, 'null'::jsonb), '0000000000000000', '', 0, '');
+      p := CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END;
+      result := result || jsonb_build_object(col, p);
+    END IF;
+    IF o IS NOT NULL AND (o -> col) IS NOT DISTINCT FROM v THEN CONTINUE; END IF;
+    IF o IS NOT NULL AND col = ANY (additive) AND p ? 'b' THEN
+      mine := p -> 'd' -> branch;
+      prior := CASE WHEN mine IS NOT NULL AND mine ->> 2 = p -> 'b' ->> 1 AND mine ->> 3 = p -> 'b' ->> 2 THEN (mine ->> 0)::numeric ELSE 0 END;
+      result := jsonb_set(result, ARRAY[col, 'd', branch], jsonb_build_array(
+        (prior + coalesce((v #>> '{}')::numeric, 0) - coalesce((o ->> col)::numeric, 0))::text, n, p -> 'b' ->> 1, p -> 'b' ->> 2));
+      CONTINUE;
+    END IF;
+    best := branch;
+    IF p IS NOT NULL THEN
+      pbest := CASE WHEN jsonb_typeof(p) = 'object' THEN p -> 'b' ->> 4 ELSE p ->> 4 END;
+      IF coalesce(array_position(prio, pbest), 2147483647) < coalesce(array_position(prio, branch), 2147483647) THEN best := pbest; END IF;
+    END IF;
+    cell := jsonb_build_array(v, h, branch, n, best);
+    result := result || jsonb_build_object(col, CASE WHEN col = ANY (additive) THEN jsonb_build_object('b', cell, 'd', '{}'::jsonb) ELSE cell END);
+  END LOOP;
+  RETURN result;
+END $fn$;
 
 CREATE OR REPLACE FUNCTION hubsync.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
