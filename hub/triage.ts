@@ -91,7 +91,8 @@ export class TriageRelay {
       this.engine.send(f.replyTo, { kind: 'triage-reply', tenant, branch, frame: result }).catch((err: unknown) => this.logger.warn({ err }, 'could not pass a triage answer back'));
       return;
     }
-    this.logger.info({ tenant, branch, id: result.id }, 'triage answer nobody waits for (timed out, or not asked)');
+    // Debug only: an agent could send these unasked, and must not fill the log.
+    this.logger.debug({ tenant, branch, id: result.id }, 'triage answer nobody waits for (timed out, or not asked)');
   }
 
   /** What other instances send about triage. */
