@@ -196,6 +196,8 @@ describe('apply killed at every step', () => {
       let pid = 0;
       const killed = engine({ beforeStatement: (_n, p) => void (pid = p) }, 30_000);
       const applying = killed.deliver(page);
+      // It may fail before the terminate call returns: handled from the start, awaited below.
+      applying.catch(() => undefined);
       let waited = false;
       for (let i = 0; i < 2000 && !waited; i++) {
         await new Promise((r) => setTimeout(r, 5));
