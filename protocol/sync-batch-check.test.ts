@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SyncBatchSchema } from './messages.js';
 import { certainlySyncBatch } from './sync-batch-check.js';
-import { syncBatchArb } from './testing/arbitraries.js';
+import { columnArb, counterArb, hlcStringArb, idArb, syncBatchArb, valueArb } from './testing/arbitraries.js';
 import { fcParams } from './testing/fc.js';
 import { parseAgentFrame } from './validate.js';
 
@@ -33,18 +33,37 @@ const JUNK: unknown[] = [
   'delete',
 ];
 
+// Batches of column-level tables: every change carries a column state (protocol/merge.ts).
+const branchishArb = fc.oneof(idArb, fc.constant(''));
+const cellArb = fc.tuple(valueArb, hlcStringArb, branchishArb, fc.nat({ max: Number.MAX_SAFE_INTEGER }), branchishArb);
+const contributionArb = fc.tuple(fc.oneof(fc.integer({ min: -1e9, max: 1e9 }).map(String), fc.constant('-12.50')), counterArb, hlcStringArb, branchishArb);
+const counterStateArb = fc.record({ b: cellArb, d: fc.dictionary(idArb, contributionArb, { maxKeys: 3, noNullPrototype: true }) }, { noNullPrototype: true });
+const colsArb = fc.dictionary(columnArb, fc.oneof(cellArb, counterStateArb), { maxKeys: 4, noNullPrototype: true });
+const columnBatchArb = fc
+  .tuple(syncBatchArb, fc.array(colsArb, { minLength: 5, maxLength: 5 }))
+  .map(([b, cols]) => ({ ...b, changes: b.changes.map((c, i) => ({ ...c, cols: cols[i] as NonNullable<(typeof c)['cols']> })) }));
+const anyBatchArb = fc.oneof(syncBatchArb, columnBatchArb);
+
 /** A copy of `batch` with one field, at any depth the check looks at, removed, replaced by junk, or joined by an extra key. */
 const mutatedBatchArb = fc
-  .tuple(syncBatchArb, fc.nat(), fc.nat(), fc.nat(), fc.constantFrom(...JUNK), fc.constantFrom('delete', 'replace', 'add'))
+  .tuple(anyBatchArb, fc.nat(), fc.nat(), fc.nat(), fc.constantFrom(...JUNK), fc.constantFrom('delete', 'replace', 'add'))
   .map(([batch, a, b, c, junk, how]) => {
     const frame = structuredClone(batch) as unknown as Record<string, unknown>;
     const changes = frame.changes as Record<string, unknown>[];
     const change = changes[a % changes.length] as Record<string, unknown>;
-    // Where: the envelope, a change, or an object inside a change (pk, row, vv).
+    // Where: the envelope, a change, or an object inside a change (pk, row, vv, and the column
+    // state: its cells, counters and their contributions).
     const targets: Record<string, unknown>[] = [frame, change];
-    for (const k of ['pk', 'row', 'vv']) {
+    for (const k of ['pk', 'row', 'vv', 'cols']) {
       const v = change[k];
       if (typeof v === 'object' && v !== null) targets.push(v as Record<string, unknown>);
+    }
+    for (const v of Object.values((change.cols ?? {}) as Record<string, unknown>)) {
+      targets.push(v as Record<string, unknown>);
+      const d = (v as { d?: Record<string, unknown> }).d;
+      if (d && typeof d === 'object') targets.push(d, ...(Object.values(d) as Record<string, unknown>[]));
+      const b = (v as { b?: unknown }).b;
+      if (Array.isArray(b)) targets.push(b as unknown as Record<string, unknown>);
     }
     const target = targets[b % targets.length] as Record<string, unknown>;
     const keys = Object.keys(target);
@@ -58,7 +77,7 @@ const mutatedBatchArb = fc
 describe('the quick check of sync.batch frames', () => {
   it('says yes to the valid batches', () => {
     fc.assert(
-      fc.property(syncBatchArb, (batch) => {
+      fc.property(anyBatchArb, (batch) => {
         const frame = batch as unknown as Record<string, unknown>;
         expect(SyncBatchSchema.safeParse(frame).success).toBe(true);
         expect(certainlySyncBatch(frame)).toBe(true);

@@ -9,7 +9,9 @@
 import { DNS_LABEL, HLC_TEXT, type SyncBatch } from './messages.js';
 
 const BATCH_KEYS = new Set(['type', 'id', 'batch_id', 'changes', 'to']);
-const CHANGE_KEYS = new Set(['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx', 'tx_end', 'old']);
+const CHANGE_KEYS = new Set(['table', 'op', 'pk', 'row', 'hlc', 'vv', 'origin', 'seq', 'tx', 'tx_end', 'old', 'cols']);
+const COUNTER_KEYS = new Set(['b', 'd']);
+const DECIMAL = /^-?\d+(\.\d+)?$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -45,6 +47,41 @@ function versionVector(v: unknown): boolean {
   return true;
 }
 
+const hlc = (v: unknown): boolean => typeof v === 'string' && HLC_TEXT.test(v);
+const branchish = (v: unknown): boolean => v === '' || id(v);
+
+/** A column's cell: [value, hlc, origin, n, best] (protocol/merge.ts). */
+function cell(v: unknown): boolean {
+  return (
+    Array.isArray(v) &&
+    v.length === 5 &&
+    v[0] !== undefined &&
+    hlc(v[1]) &&
+    branchish(v[2]) &&
+    typeof v[3] === 'number' &&
+    Number.isSafeInteger(v[3]) &&
+    v[3] >= 0 &&
+    branchish(v[4])
+  );
+}
+
+/** A counter: {b: cell, d: {branch: [sum, n, baseHlc, baseOrigin]}}. */
+function counterState(v: unknown): boolean {
+  if (!isObject(v) || !onlyKeys(v, COUNTER_KEYS) || !cell(v.b) || !isObject(v.d)) return false;
+  for (const k in v.d) {
+    const c = v.d[k];
+    if (!id(k) || !Array.isArray(c) || c.length !== 4) return false;
+    if (!(typeof c[0] === 'string' && c[0].length <= 200 && DECIMAL.test(c[0]) && counter(c[1]) && hlc(c[2]) && branchish(c[3]))) return false;
+  }
+  return true;
+}
+
+function columnState(v: unknown): boolean {
+  if (!isObject(v)) return false;
+  for (const k in v) if (k.length < 1 || k.length > 63 || !(cell(v[k]) || counterState(v[k]))) return false;
+  return true;
+}
+
 function change(c: unknown): boolean {
   if (!isObject(c) || !onlyKeys(c, CHANGE_KEYS)) return false;
   return (
@@ -53,6 +90,7 @@ function change(c: unknown): boolean {
     row(c.pk) &&
     (c.row === null || row(c.row)) &&
     (c.old === undefined || row(c.old)) &&
+    (c.cols === undefined || columnState(c.cols)) &&
     typeof c.hlc === 'string' &&
     HLC_TEXT.test(c.hlc) &&
     versionVector(c.vv) &&
