@@ -77,6 +77,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   let cluster: Cluster | undefined;
   /** Cluster.start in progress: a timeout may leave it running, and shutdown must still stop what it starts. */
   let starting: Promise<Cluster> | undefined;
+  /** Branches being added: a timeout may come meanwhile, and shutdown must stop them too. */
+  let adding: Promise<unknown> | undefined;
   let outcome: Outcome | undefined;
   let code: number = EXIT.failed;
   const interrupt = signalled();
@@ -112,7 +114,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         say.ok(`hub listening at ${cluster.hub.url}: ${hubDb}, ${engine}`, Date.now() - t);
         say.say(`tenant ${cluster.tenantId}${external && !options.keepData ? ' (a new one for this run, deleted at exit)' : ''}, conflict strategy last-write-wins`);
         t = Date.now();
-        await cluster.addBranches(BRANCHES);
+        adding = cluster.addBranches(BRANCHES);
+        await adding;
         const scenario = new Scenario(cluster, say, { orders: options.orders, deadline });
         const c = cluster;
         await scenario.waitFor('every agent is connected', async () => ({
@@ -166,6 +169,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   const shutdown = async (): Promise<void> => {
     cluster ??= await starting?.catch(() => undefined);
+    await adding?.catch(() => undefined);
     await cluster?.stop(options.keepData);
     await databases.stop();
     if (!options.keepData) await databases.remove();

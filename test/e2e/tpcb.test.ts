@@ -48,7 +48,7 @@ describe('TPC-B at two branches at once', () => {
     const before = await Promise.all(branches.map(deadlocks));
     const runs = await Promise.all([a, b].map((x) => tpcb(x.db.url, SECONDS)));
     const processed = runs.map((r) => r.transactions);
-    expect(processed.every((n) => n > 0)).toBe(true);
+    expect(processed.every((n) => n > 0), runs.map((r) => r.output).join('\n')).toBe(true);
 
     const rows = await converged(branches, TPCB_TABLES, 120_000);
     // Every local transaction's history row is at every branch: nothing lost, nothing twice.
