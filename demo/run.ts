@@ -189,6 +189,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   if (!finished) {
     say.fail(`shutdown did not finish within ${SHUTDOWN_LIMIT_MS / 1000} s`);
     if (code === EXIT.ok) code = EXIT.failed;
+    // A loaded machine can stop the databases slower than that: their threads end with the
+    // process, and the folder still goes.
+    if (!options.keepData) {
+      await Promise.race([databases.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
+      await databases.remove().catch(() => undefined);
+    }
   }
   const kept = options.keepData ? `; data kept in ${databases.root}` : '; data folder removed';
   say.plain('');

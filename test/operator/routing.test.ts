@@ -38,6 +38,7 @@ describe.skipIf(skipEnvtest)('routing resources', () => {
     await createBranch(env.cp.admin, ns, 'hq', 'chain', { groups: ['hq'] });
     await createBranch(env.cp.admin, ns, 'store-17', 'chain', { groups: ['store'], attributes: { store_id: '17', region: 'north' } });
     await waitReady(env.cp.admin, BRANCHES, ns, 'store-17');
+    await waitReady(env.cp.admin, BRANCHES, ns, 'hq');
     expect(await inspect.getBranch('chain', 'store-17')).toMatchObject({ groups: ['store'], attributes: { region: 'north', store_id: '17' } });
     expect((await inspect.getBranch('chain', 'hq'))?.groups).toEqual(['hq']);
   });
