@@ -77,7 +77,12 @@ export class AgentMetrics {
     this.hubErrors = new Counter({ name: `${p}hub_errors_total`, help: 'error frames received from the hub, by code', labelNames: ['code'], registers: [r] });
     this.tokenRequests = new Counter({ name: `${p}token_requests_total`, help: 'POST /auth/token by result', labelNames: ['result'], registers: [r] });
     this.sendBlocked = new Gauge({ name: `${p}send_blocked`, help: '1 while a single change is larger than the hub accepts in one frame', registers: [r] });
-    const read = async (): Promise<{ n: number; age: number }> => (await this.deadLetters?.().catch(() => null)) ?? { n: 0, age: 0 };
+    // Both gauges come from one query per scrape: the second reuses the first's answer.
+    let reading: Promise<{ n: number; age: number }> | null = null;
+    const read = (): Promise<{ n: number; age: number }> =>
+      (reading ??= (async () => (await this.deadLetters?.().catch(() => null)) ?? { n: 0, age: 0 })().finally(() => {
+        setTimeout(() => (reading = null), 0).unref();
+      }));
     new Gauge({
       name: `${p}dead_letters`,
       help: 'Changes the apply could not write, waiting for hub-broker agent dead-letters retry or discard',
