@@ -135,7 +135,7 @@ describe('hub-broker demo, when it cannot finish', () => {
     running.push(r);
     expect(await r.exited, r.output()).toBe(1);
     expect(r.output()).toMatch(/✗ the demo did not finish within/);
-    expect(existsSync(dataFolder(r.output()))).toBe(false);
+    expect(existsSync(dataFolder(r.output())), r.output()).toBe(false);
   });
 
   it('refuses bad options with a usage error naming them', () => {
