@@ -17,6 +17,9 @@ export function createPool(connectionString: string, max = 4, applicationName = 
     options: '-c jit=off',
   });
   pool.on('error', () => undefined);
+  // A client checked out when its connection drops emits 'error' with nobody listening, which
+  // would end the process; the query in flight fails and tells its caller instead.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

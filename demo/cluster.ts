@@ -5,10 +5,11 @@
  * here and stay in memory.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import pino, { type DestinationStream } from 'pino';
 import type { AgentService } from '../agent/service.js';
 import { formatTableList, loadConfig as loadAgentConfig, type AgentConfig, type TableConfig } from '../agent/config.js';
+import { createPool } from '../agent/db.js';
 import { install } from '../agent/install.js';
 import { createLogger as createAgentLogger } from '../agent/logger.js';
 import { startAgent } from '../agent/service.js';
@@ -190,8 +191,7 @@ export class Cluster {
 
   private async prepareBranch(id: string): Promise<DemoBranch> {
     const database = await this.options.databases.start(id);
-    const pool = new pg.Pool({ connectionString: database.url, max: 3 });
-    pool.on('error', () => undefined);
+    const pool = createPool(database.url, 3, 'hub-broker-demo');
     try {
       await pool.query(BRANCH_DDL);
       await install(pool, { tenantId: this.tenantId, branchId: id, tables: TABLE_CONFIG });

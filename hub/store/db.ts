@@ -23,6 +23,9 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   });
   // An idle client losing its connection emits 'error' on the pool; the next checkout reconnects.
   pool.on('error', () => undefined);
+  // A client checked out when its connection drops (a failover, a restart) emits 'error' with
+  // nobody listening, which would end the process; the query in flight fails and tells its caller.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
