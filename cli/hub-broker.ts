@@ -11,8 +11,23 @@ const COMMANDS: Record<string, Command> = {
   agent: { summary: 'run the sync agent next to a branch database', run: (args) => import('./commands/agent.js').then((m) => m.run(args)) },
   operator: { summary: 'run the Kubernetes operator', run: (args) => import('./commands/operator.js').then((m) => m.run(args)) },
   admin: { summary: 'manage tenants, branches and keys of a running hub', run: (args) => import('./commands/admin.js').then((m) => m.run(args)) },
+  schema: {
+    summary: 'publish schema changes to every branch of a tenant (hub-broker schema apply --tenant <t> <file.sql>)',
+    run: (args) => import('./commands/admin.js').then((m) => m.run(['schema', ...tenantFirst(args)])),
+  },
   demo: { summary: 'run a self-contained demo: a hub and three branches syncing', run: (args) => import('./commands/demo.js').then((m) => m.run(args)) },
 };
+
+/** `schema <verb> --tenant t …` as `admin schema <verb> t …`. */
+function tenantFirst(args: readonly string[]): string[] {
+  const [verb, ...rest] = args;
+  const i = rest.findIndex((a) => a === '--tenant' || a.startsWith('--tenant='));
+  if (verb === undefined || i < 0) return [...args];
+  const given = rest[i] as string;
+  const tenant = given.includes('=') ? given.slice('--tenant='.length) : rest[i + 1];
+  const others = rest.filter((_, j) => j !== i && !(j === i + 1 && !given.includes('=')));
+  return tenant === undefined ? [...args] : [verb, tenant, ...others];
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

@@ -3,6 +3,7 @@
  * a second look when the target may be brand new, and for a refusal the metric and the audit
  * record (a `to` naming another tenant's branch is recorded as `cross_tenant`).
  */
+import { isReservedTable } from '../protocol/schema-entry.js';
 import type { SyncBatch } from '../protocol/index.js';
 import type { HubContext } from './context.js';
 import type { TenantView } from './directory.js';
@@ -53,6 +54,5 @@ async function refused(ctx: HubContext, sender: BatchSender, reason: RefusalReas
 /** The tables of a batch its sender may not send, for the audit record. */
 function refusedTables(batch: SyncBatch, branch: string, view: TenantView): string[] {
   const routing = view.routing;
-  if (!routing) return [];
-  return [...new Set(batch.changes.map((c) => c.table))].filter((t) => !routing.maySend(branch, t)).slice(0, 20);
+  return [...new Set(batch.changes.map((c) => c.table))].filter((t) => isReservedTable(t) || (routing !== null && !routing.maySend(branch, t))).slice(0, 20);
 }

@@ -35,7 +35,7 @@ describe('compacted state in the database', () => {
        UPDATE ${schema}.meta SET compacted_upto = 2`,
     );
 
-    expect(await upgradeTenantSchema(pool, schema, 3)).toBe(4);
+    expect(await upgradeTenantSchema(pool, schema, 3, 4)).toBe(4);
     const before = await stateOf(pool, schema);
     expect(before).toEqual({ 'public.item {"id": "1"}': ['a:1'], 'public.item {"id": "2"}': ['a:2'] });
     // A retained schema is taken back at version 1 and upgraded again: nothing changes.

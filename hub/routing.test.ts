@@ -34,6 +34,8 @@ describe('routing', () => {
     expect(reason({ changes: [change('a', 1), change('a', 2)] }, 1)).toBe('batch_too_large/batch_too_large');
     expect(reason({ to: 'elsewhere' })).toBe('unknown_target/unknown_target');
     expect(reason({ to: 'a' })).toBe('self_target/forbidden_target');
+    // Schema changes come through the admin API only.
+    expect(reason({ changes: [{ ...change('a', 1), table: 'hubsync.schema' }] })).toBe('forbidden_table/forbidden_table');
   });
 
   it('sends entries to every other branch, or to the target only', () => {

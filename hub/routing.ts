@@ -3,6 +3,7 @@
  * Tenant and branch always come from the verified JWT; nothing here does I/O.
  */
 import type { Change, SyncBatch } from '../protocol/index.js';
+import { isReservedTable } from '../protocol/schema-entry.js';
 import type { TenantView } from './directory.js';
 import type { Location } from './engine/types.js';
 import { HubError } from './errors.js';
@@ -41,6 +42,12 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
     }
     if (c.evict !== undefined) {
       return refuse('hub_only_field', new HubError('invalid_frame', `changes.${i}.evict: set by the hub only`));
+    }
+    if (isReservedTable(c.table)) {
+      return refuse(
+        'forbidden_table',
+        new HubError('forbidden_table', `changes.${i}.table: "${c.table.slice(0, 130)}" is Hub-Broker's own; schema changes come through hub-broker schema apply`),
+      );
     }
     if (tenant.routing && !tenant.routing.maySend(sender.branchId, c.table)) {
       return refuse(

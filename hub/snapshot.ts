@@ -3,6 +3,7 @@
  * sent in chunks with at most `window` chunks unacknowledged (`snapshot.ack`). The number of
  * snapshots served at once is limited per instance; more wait in line.
  */
+import { SCHEMA_TABLE } from '../protocol/schema-entry.js';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Change, HubToAgent } from '../protocol/index.js';
@@ -162,7 +163,16 @@ export class SnapshotService {
       offset = Number(meta.rows[0]?.offset ?? 0);
       const total = Number(meta.rows[0]?.total ?? 0);
       peer.send({ type: 'snapshot.begin', id: `${session.id}-b`, snapshot_id: session.id, offset, total_rows: total });
-      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions, pos FROM ${s}.state ORDER BY key`);
+      // Schema changes first, in version order, in chunks of their own: the rows after them are
+      // at the latest schema (docs/sync-semantics.md "Schema changes").
+      const schemaRows = await client.query<{ versions: Change[]; pos: string }>(
+        `SELECT versions, pos FROM ${s}.state WHERE key >= $1 AND key < $2 ORDER BY (pk->>'version')::int`,
+        [`${SCHEMA_TABLE} `, `${SCHEMA_TABLE}!`],
+      );
+      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions, pos FROM ${s}.state WHERE NOT (key >= $1 AND key < $2) ORDER BY key`, [
+        `${SCHEMA_TABLE} `,
+        `${SCHEMA_TABLE}!`,
+      ]);
       let chunk: Change[] = [];
       let bytes = 0;
       const flush = async () => {
@@ -176,9 +186,7 @@ export class SnapshotService {
         chunk = [];
         bytes = 0;
       };
-      for (;;) {
-        const { rows } = await client.query<{ versions: Change[]; pos: string }>('FETCH 500 FROM snap');
-        if (rows.length === 0) break;
+      const take = async (rows: readonly { versions: Change[]; pos: string }[]): Promise<void> => {
         for (const r of rows) {
           const held = peer.holds ? r.versions.filter(peer.holds) : r.versions;
           // A row held before and not now: one eviction for it (a resync).
@@ -191,6 +199,13 @@ export class SnapshotService {
             bytes += size;
           }
         }
+      };
+      await take(schemaRows.rows);
+      await flush();
+      for (;;) {
+        const { rows } = await client.query<{ versions: Change[]; pos: string }>('FETCH 500 FROM snap');
+        if (rows.length === 0) break;
+        await take(rows);
       }
       await flush();
       await client.query('COMMIT');

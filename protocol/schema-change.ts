@@ -41,6 +41,7 @@ function relation(v: unknown): string | { problem: string } {
   const name = str(r.relname);
   if (!name) return { problem: 'names no table' };
   if (!schema) return { problem: `names table ${name} without its schema: write it as schema.${name}` };
+  if (schema === 'hubsync') return { problem: `names ${schema}.${name}: schema hubsync is Hub-Broker's own` };
   return `${schema}.${name}`;
 }
 
@@ -118,6 +119,7 @@ function classify(raw: Node, sql: string, where: string): SchemaStep | string {
       if (names.length !== 1) return `${where}: one index per DROP INDEX statement`;
       const parts = names[0] as string[];
       if (parts.length !== 2) return `${where}: DROP INDEX needs the index's schema: schema.index`;
+      if (parts[0] === 'hubsync') return `${where}: schema hubsync is Hub-Broker's own`;
       return { kind: 'drop_index', index: parts.join('.'), sql };
     }
     default:
@@ -127,9 +129,10 @@ function classify(raw: Node, sql: string, where: string): SchemaStep | string {
 
 /**
  * Parses and checks a migration. `synced`: the tables already synced; statements on other tables
- * are refused (CREATE TABLE adds to them, for the statements after it).
+ * are refused (CREATE TABLE adds to them, for the statements after it). null: not known (the hub
+ * before any branch wrote), so not checked.
  */
-export async function planSchemaChange(text: string, synced: ReadonlySet<string>): Promise<SchemaPlan> {
+export async function planSchemaChange(text: string, synced: ReadonlySet<string> | null): Promise<SchemaPlan> {
   let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = (await parse(text)) as typeof tree;
@@ -141,7 +144,7 @@ export async function planSchemaChange(text: string, synced: ReadonlySet<string>
   const stmts = tree.stmts ?? [];
   if (stmts.length === 0) return { ok: false, problems: ['the schema change holds no statement'] };
   if (stmts.length > MAX_SCHEMA_STATEMENTS) return { ok: false, problems: [`at most ${MAX_SCHEMA_STATEMENTS} statements per schema change (got ${stmts.length})`] };
-  const tables = new Set(synced);
+  const tables = new Set(synced ?? []);
   const steps: SchemaStep[] = [];
   const problems: string[] = [];
   // The text of a statement is located in UTF-8 bytes.
@@ -159,7 +162,7 @@ export async function planSchemaChange(text: string, synced: ReadonlySet<string>
     if (step.kind === 'create_table') {
       if (tables.has(step.table)) problems.push(`${where}: ${step.table} is synced already`);
       tables.add(step.table);
-    } else if (step.kind !== 'drop_index' && !tables.has(step.table)) {
+    } else if (synced !== null && step.kind !== 'drop_index' && !tables.has(step.table)) {
       problems.push(`${where}: ${step.table} is not a synced table`);
     }
     steps.push(step);

@@ -1,3 +1,4 @@
+import { schemaChange } from '../../protocol/schema-entry.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../protocol/index.js';
@@ -93,6 +94,13 @@ describe('RoutingPolicy', () => {
 
   it('is absent for a tenant without routes, so nothing is evaluated', () => {
     expect(RoutingPolicy.of([], branches(3))).toBeNull();
+  });
+
+  it('delivers schema changes to every branch, in snapshots too, whatever the routes', () => {
+    const c = schemaChange({ version: 1, sql: 'ALTER TABLE public.sale ADD COLUMN x int', description: null }, 1);
+    expect([...policy.receivers(c).keys()].sort()).toEqual([...branches(3).keys()].sort());
+    expect(policy.decide('s1', c)).toBe('deliver');
+    expect(policy.holds('s2', c)).toBe(true);
   });
 
   it('lets each group send only its tables', () => {

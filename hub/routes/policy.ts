@@ -10,6 +10,7 @@
  * "Before" is the change's `old` values over its row; a change without them (from an agent of an
  * older schema) is judged by its row alone.
  */
+import { isSchemaChange } from '../../protocol/schema-entry.js';
 import type { Change } from '../../protocol/index.js';
 import { equalityIndex, evaluate, parseFilter, type Filter } from './filter.js';
 import { tableMatcher } from '../../protocol/table-pattern.js';
@@ -80,6 +81,7 @@ export class RoutingPolicy {
    * that took the row out of the branch's own subset (a store handing a customer to another).
    */
   decide(branch: string, c: Change): Decision {
+    if (isSchemaChange(c)) return branch === c.origin ? 'skip' : 'deliver';
     return this.decideWith(branch, c, this.sending(c), rowBefore(c));
   }
 
@@ -127,6 +129,8 @@ export class RoutingPolicy {
    * filter has one, so a store's sale is evaluated for hq and that store, not for every store.
    */
   receivers(c: Change): Map<string, Exclude<Decision, 'skip'>> {
+    // Schema changes reach every branch, whatever the routes.
+    if (isSchemaChange(c)) return new Map([...this.branches.keys()].map((b) => [b, 'deliver' as const]));
     const candidates = new Set<string>();
     const before = rowBefore(c);
     const routes = this.sending(c);
@@ -158,6 +162,7 @@ export class RoutingPolicy {
    * the rows of its subset that it wrote.
    */
   holds(branch: string, v: Change): boolean {
+    if (isSchemaChange(v)) return true;
     const row = v.op === 'delete' ? (v.old ?? null) : v.row;
     const attributes = this.branches.get(branch)?.attributes ?? {};
     for (const r of this.sending(v)) {

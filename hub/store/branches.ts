@@ -1,3 +1,4 @@
+import { SCHEMA_ORIGIN } from '../../protocol/schema-entry.js';
 import type pg from 'pg';
 import { generateApiKey, hashApiKey, verifyAgainstDummy, verifyApiKey, type Argon2Params } from './api-keys.js';
 import { appendAudit } from './audit.js';
@@ -123,6 +124,7 @@ export async function createBranch(
   options: CreateBranchOptions,
 ): Promise<{ branch: Branch; apiKey: string | null }> {
   assertResourceId('branch', id);
+  if (id === SCHEMA_ORIGIN) throw new StoreError('invalid', `branch id ${SCHEMA_ORIGIN} is reserved: it is the origin of schema changes`);
   const routing = checkRouting({ groups: options.groups ?? [], attributes: options.attributes ?? {} });
   const apiKey = options.issueKey === false ? null : generateApiKey();
   // Hash before taking locks: argon2 is deliberately slow.

@@ -148,6 +148,23 @@ const TENANT: readonly Migration[] = [
       ALTER TABLE $S.state ADD CONSTRAINT state_pkey PRIMARY KEY (key);
     `,
   },
+  {
+    version: 5,
+    name: 'schema changes published through the hub',
+    // The log holds each change as an entry of hubsync.schema (protocol/schema-entry.ts); this
+    // table numbers them and answers listings without reading the log.
+    sql: `
+      CREATE TABLE IF NOT EXISTS $S.schema_changes (
+        version integer PRIMARY KEY,
+        pos bigint NOT NULL,
+        sql text NOT NULL,
+        description text,
+        statements jsonb NOT NULL,
+        published_by text NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export const TENANT_SCHEMA_VERSION = TENANT[TENANT.length - 1]?.version ?? 0;

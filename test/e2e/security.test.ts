@@ -68,11 +68,15 @@ describe('changes that name anything not configured', { timeout: 90_000 }, () =>
       forged('public.customer', 'insert', { id: '3' }, { id: '3', name: 'x', [`name" = 'pwned', "email`]: 'x' }),
       forged('public.customer', 'update', { [`id" = "id" OR TRUE; --`]: '1' }, { id: '1', name: 'pwned' }),
       forged('public.customer', 'insert', { id: '4', name: 'not the key' }, { id: '4', name: 'x' }),
-      forged('hubsync.meta', 'update', { singleton: 'true' }, { singleton: 'true', branch_id: 'evil', cursor: '0' }),
       forged('pg_catalog.pg_authid', 'delete', { oid: '10' }, null),
       // A value is only ever a value: this one is written as the text it is.
       forged('public.customer', 'insert', { id: '5' }, { id: '5', name: injection, email: null }),
     ];
+    // Hub-Broker's own tables are refused by the hub itself, and nothing of the batch is stored.
+    const own = mallory.id();
+    mallory.send({ type: 'sync.batch', id: own, batch_id: 'forged-0', changes: [forged('hubsync.meta', 'update', { singleton: 'true' }, { singleton: 'true', branch_id: 'evil', cursor: '0' })] });
+    const refused = await mallory.next('error', (x) => x.ref === own);
+    expect(refused).toMatchObject({ code: 'forbidden_table', message: expect.stringContaining('"hubsync.meta" is Hub-Broker\'s own') });
     mallory.send({ type: 'sync.batch', id: mallory.id(), batch_id: 'forged-1', changes });
     const ack = await mallory.next('sync.ack', (x) => x.batch_id === 'forged-1');
     expect(ack.offsets).toHaveLength(changes.length);
@@ -87,7 +91,6 @@ describe('changes that name anything not configured', { timeout: 90_000 }, () =>
         `column "name\\" = 'pwned', \\"email" is not synced in public.customer`,
         `key column "id\\" = \\"id\\" OR TRUE; --" is not the primary key of public.customer`,
         'key column "name" is not the primary key of public.customer',
-        'table "hubsync.meta" is not synced here',
         'table "pg_catalog.pg_authid" is not synced here',
       ]);
       // Nothing of them ran.

@@ -11,6 +11,7 @@ import type { Command, Commands } from './command.js';
 import { connect } from './connect.js';
 import { connectionCommands } from './connections.js';
 import { routeCommands } from './routes.js';
+import { schemaCommands } from './schema.js';
 import { TENANT_FLAGS, TENANT_OPTIONS_HELP, tenantCommands } from './tenants.js';
 import { conflictCommands, deadLetterCommands } from './triage.js';
 
@@ -43,6 +44,7 @@ const COMMANDS: Readonly<Record<string, Commands>> = {
   tenants: tenantCommands,
   branches: branchCommands,
   routes: routeCommands,
+  schema: schemaCommands,
   connections: connectionCommands,
   audit: auditCommands,
   'dead-letters': deadLetterCommands,

@@ -8,6 +8,7 @@ import type { AdminCall, Reply } from './request.js';
 import type { Route } from './router.js';
 import { tenantRouteRoutes } from './tenant-routes.js';
 import { tenantRoutes } from './tenants.js';
+import { schemaRoutes } from './schema.js';
 import { triageRoutes } from './triage.js';
 
 export interface AdminDeps {
@@ -20,5 +21,5 @@ export type AdminHandler = (call: AdminCall) => Promise<Reply>;
 export type AdminRoute = Route<AdminHandler>;
 
 export function adminRoutes(deps: AdminDeps): AdminRoute[] {
-  return [...tenantRoutes(deps), ...tenantRouteRoutes(deps), ...branchRoutes(deps), ...connectionRoutes(deps), ...auditRoutes(deps), ...triageRoutes(deps)];
+  return [...tenantRoutes(deps), ...tenantRouteRoutes(deps), ...branchRoutes(deps), ...connectionRoutes(deps), ...auditRoutes(deps), ...triageRoutes(deps), ...schemaRoutes(deps)];
 }
