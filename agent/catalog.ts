@@ -33,6 +33,10 @@ export interface TableInfo {
   readonly merge: 'row' | 'column';
   /** Counter columns (column-level tables only). */
   readonly additive: readonly string[];
+  /** Column names retired by schema changes → their name now, or null once dropped (agent/schema/plan.ts). */
+  readonly retired?: Readonly<Record<string, string | null>>;
+  /** The schema version that added the table to the synced set, when a schema change did. */
+  readonly addedBy?: number;
 }
 
 /** Counter columns must hold exact numbers. */
@@ -148,17 +152,19 @@ interface TablesRow {
   relkind: 'r' | 'p';
   merge: 'row' | 'column';
   additive: string[];
+  retired: Record<string, string | null>;
+  added_by_schema: number | null;
 }
 
 /** The installed tables, as recorded in `hubsync.tables` at install. */
 export async function loadInstalledTables(q: Queryable): Promise<Map<string, TableInfo>> {
   const { rows } = await q.query<TablesRow>(
-    `SELECT tbl, columns, pk_columns, pins, strategy, relkind, merge, additive FROM hubsync.tables ORDER BY position, tbl`,
+    `SELECT tbl, columns, pk_columns, pins, strategy, relkind, merge, additive, retired, added_by_schema FROM hubsync.tables ORDER BY position, tbl`,
   );
   return new Map(
     rows.map((x) => [
       x.tbl,
-      { name: x.tbl, columns: x.columns, pk: x.pk_columns, pins: x.pins, strategy: x.strategy ?? undefined, relkind: x.relkind, merge: x.merge, additive: x.additive },
+      { name: x.tbl, columns: x.columns, pk: x.pk_columns, pins: x.pins, strategy: x.strategy ?? undefined, relkind: x.relkind, merge: x.merge, additive: x.additive, retired: x.retired, ...(x.added_by_schema === null ? {} : { addedBy: x.added_by_schema }) },
     ]),
   );
 }

@@ -1,7 +1,7 @@
 /**
  * Checks an incoming change against the installed tables before anything is executed: the
  * table must be synced here, the key must be exactly its primary key, and every column must be
- * one the agent carries. Identifiers in SQL always come from the catalog side of this check,
+ * one the agent carries (or carried, before a schema change dropped or renamed it). Identifiers in SQL always come from the catalog side of this check,
  * never from the change. Pure.
  */
 import type { Change, Value } from '../protocol/messages.js';
@@ -51,8 +51,18 @@ export function checkChange(change: Change, tables: ReadonlyMap<string, TableInf
   if (change.op === 'delete') return { ok: true, table, key, columns: [], values: [] };
   if (change.row === null) return { ok: false, reason: `${change.op} without a row` };
   const carried = new Set(table.columns.map((c) => c.name));
+  let row = change.row;
   for (const [k, v] of Object.entries(change.row)) {
-    if (!carried.has(k)) return { ok: false, reason: `column ${show(k)} is not synced in ${table.name}` };
+    if (!carried.has(k)) {
+      // Written before a schema change dropped or renamed the column here: dropped is ignored,
+      // renamed is written under its new name (unless the row has that one too).
+      const now = table.retired && Object.hasOwn(table.retired, k) ? table.retired[k] : undefined;
+      if (now === undefined) return { ok: false, reason: `column ${show(k)} is not synced in ${table.name}` };
+      if (row === change.row) row = { ...change.row };
+      delete row[k];
+      if (now !== null && carried.has(now) && !Object.hasOwn(change.row, now)) row[now] = v;
+      continue;
+    }
     const i = table.pk.indexOf(k);
     if (i !== -1 && textOf(v) !== key[i]) return { ok: false, reason: `row and key disagree on ${show(k)}` };
   }
@@ -63,9 +73,9 @@ export function checkChange(change: Change, tables: ReadonlyMap<string, TableInf
     if (i !== -1) {
       columns.push(c.name);
       values.push(key[i] ?? null);
-    } else if (Object.hasOwn(change.row, c.name)) {
+    } else if (Object.hasOwn(row, c.name)) {
       columns.push(c.name);
-      values.push(textOf(change.row[c.name] ?? null));
+      values.push(textOf(row[c.name] ?? null));
     }
   }
   return { ok: true, table, key, columns, values };

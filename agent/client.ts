@@ -21,6 +21,8 @@ import {
 } from '../protocol/messages.js';
 import { parseHubFrame } from '../protocol/validate.js';
 import type { ApplyEngine, ApplyResult } from './apply/engine.js';
+import { SchemaBlocked } from './schema/apply.js';
+import { schemaRetryDelay } from './schema/plan.js';
 import { closeAction, deadAfter, HANDSHAKE_TIMEOUT_MS, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
 import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
@@ -32,7 +34,8 @@ import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
-import { requestToken, TokenError, trustedCas, type TokenGrant } from './token.js';
+import { TokenSource } from './token-source.js';
+import { TokenError, trustedCas, type TokenGrant } from './token.js';
 import { WakeFlag } from './wake.js';
 
 export interface HubClientDeps {
@@ -50,6 +53,9 @@ const MAX_INBOUND_BYTES = 256 * 1024 * 1024;
 /** Before `hello` tells the heartbeat interval. */
 const DEFAULT_HEARTBEAT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** What a connection ended with, and what to do next. */
+type ConnectionOutcome = CloseAction & { newToken?: boolean; retryAfterMs?: number };
+
 /** Most log entries applied in one transaction when queued deliveries are applied together. */
 const MAX_COALESCED_ENTRIES = 2000;
 const CONTENDED_LINGER_MS = 250;
@@ -64,12 +70,14 @@ export class HubClient {
   private failures = 0;
   /** When the hub last closed with "restarting" (1001/1012) and no connection succeeded since. */
   private restartAnnouncedAt: number | undefined;
-  private grant: TokenGrant | undefined;
+  private readonly tokens: TokenSource;
   private conn: Connection | undefined;
   private wakeSleep: (() => void) | undefined;
   private running: Promise<void> | undefined;
   /** @internal shared by the connections */
   readonly wakeFlag: WakeFlag;
+  /** @internal connections in a row that stopped at a schema change this branch cannot apply */
+  schemaBlocks = 0;
   /** @internal shared by the connections, so its summary spans reconnects */
   readonly conflictLog: ConflictLog;
 
@@ -79,6 +87,10 @@ export class HubClient {
     const c = deps.config;
     this.endpoints = hubEndpoints(c.hubUrl, c.allowInsecure);
     this.ca = trustedCas(c.caFile);
+    this.tokens = new TokenSource(
+      { url: this.endpoints.tokenUrl, tenantId: c.tenantId, branchId: c.branchId, apiKey: c.apiKey, ...(this.ca ? { ca: this.ca } : {}) },
+      deps.metrics.tokenRequests,
+    );
     this.codec = c.codec === 'json' ? jsonCodec : msgpackCodec;
     this.random = deps.random ?? Math.random;
   }
@@ -109,7 +121,7 @@ export class HubClient {
   private async loop(): Promise<void> {
     const log = this.deps.logger;
     while (!this.stopping) {
-      let action: CloseAction & { newToken?: boolean; retryAfterMs?: number };
+      let action: ConnectionOutcome;
       try {
         action = await this.connectOnce();
       } catch (err) {
@@ -117,7 +129,7 @@ export class HubClient {
         action = { kind: 'reconnect', reason: (err as Error).message };
       }
       if (this.stopping) break;
-      if (action.newToken) this.grant = undefined;
+      if (action.newToken) this.tokens.forget();
       if (action.kind === 'reconnect-now' && action.restart) this.restartAnnouncedAt = Date.now();
       const sinceRestart = this.restartAnnouncedAt === undefined ? undefined : Date.now() - this.restartAnnouncedAt;
       const delay = Math.max(reconnectDelay(action, this.failures, this.random, sinceRestart), action.retryAfterMs ?? 0);
@@ -134,37 +146,17 @@ export class HubClient {
     }
   }
 
-  private async token(): Promise<TokenGrant> {
-    if (this.grant && this.grant.expiresAtMs - Date.now() > 60_000) return this.grant;
-    this.grant = await this.fetchToken();
-    return this.grant;
-  }
-
   /** @internal used by the connection for `auth.refresh` */
-  async fetchToken(): Promise<TokenGrant> {
-    const c = this.deps.config;
-    try {
-      const g = await requestToken({
-        url: this.endpoints.tokenUrl,
-        tenantId: c.tenantId,
-        branchId: c.branchId,
-        apiKey: c.apiKey,
-        ...(this.ca ? { ca: this.ca } : {}),
-      });
-      this.deps.metrics.tokenRequests.inc({ result: 'ok' });
-      return g;
-    } catch (err) {
-      this.deps.metrics.tokenRequests.inc({ result: err instanceof TokenError ? err.kind : 'error' });
-      throw err;
-    }
+  fetchToken(): Promise<TokenGrant> {
+    return this.tokens.fetch();
   }
 
   /** One connection, from token to close. Resolves with what to do next. */
-  private async connectOnce(): Promise<CloseAction & { newToken?: boolean; retryAfterMs?: number }> {
+  private async connectOnce(): Promise<ConnectionOutcome> {
     const { logger: log, metrics } = this.deps;
     let grant: TokenGrant;
     try {
-      grant = await this.token();
+      grant = await this.tokens.current();
     } catch (err) {
       metrics.connects.inc({ result: 'token_failed' });
       if (err instanceof TokenError) {
@@ -201,15 +193,15 @@ export class HubClient {
 
   /** @internal the connection took a refreshed token into use */
   tokenRefreshed(g: TokenGrant): void {
-    this.grant = g;
+    this.tokens.use(g);
   }
 }
 
 /** One socket's state: greeting, in-flight batches, the ordered inbound queue, timers. */
 class Connection {
   greeted = false;
-  readonly closed: Promise<CloseAction & { newToken?: boolean }>;
-  private resolveClosed!: (a: CloseAction & { newToken?: boolean }) => void;
+  readonly closed: Promise<ConnectionOutcome>;
+  private resolveClosed!: (a: ConnectionOutcome) => void;
   private codec: Codec;
   private hello: Hello | undefined;
   private readonly inflight = new InFlight();
@@ -228,7 +220,7 @@ class Connection {
   private snapshotRequested = false;
   private lastProgressLog = 0;
   private shuttingDown = false;
-  private closing: (CloseAction & { newToken?: boolean }) | undefined;
+  private closing: ConnectionOutcome | undefined;
   private blockedLoggedAt = 0;
   private readonly reports: ReportPacer;
 
@@ -291,7 +283,7 @@ class Connection {
   private onRefused(status: number): void {
     this.deps.metrics.connects.inc({ result: `http_${status}` });
     this.log.warn({ status }, 'the hub refused the WebSocket upgrade');
-    const action: CloseAction & { newToken?: boolean } =
+    const action: ConnectionOutcome =
       status === 401
         ? { kind: 'reconnect-now', reason: 'token refused (401)', newToken: true }
         : status === 403
@@ -319,7 +311,7 @@ class Connection {
     void this.inbound.then(() => this.resolveClosed(action));
   }
 
-  private close(code: number, reason: string, action?: CloseAction & { newToken?: boolean }): void {
+  private close(code: number, reason: string, action?: ConnectionOutcome): void {
     if (action) this.closing = action;
     if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
     else this.ws.close(code, reason);
@@ -417,6 +409,7 @@ class Connection {
         await fn();
       })
       .catch((err: unknown) => {
+        if (err instanceof SchemaBlocked) return this.onSchemaBlocked(err);
         this.log.error({ err, type }, 'handling a frame failed; reconnecting to resume from the cursor');
         this.close(1011, 'agent error', { kind: 'reconnect', reason: `${type} failed` });
       });
@@ -499,7 +492,22 @@ class Connection {
     await this.reports.offer(r.reports);
   }
 
+  /**
+   * The stream stops at a schema change this branch cannot apply (agent/schema/apply.ts): what
+   * came before it is applied, nothing after. Reconnecting delivers again from the cursor, which
+   * tries the change again, less often the longer it fails.
+   */
+  private onSchemaBlocked(err: SchemaBlocked): void {
+    const retryAfterMs = schemaRetryDelay(this.client.schemaBlocks++);
+    this.log.error(
+      { version: err.version, offset: err.offset, reason: err.reason, retryInMs: retryAfterMs },
+      `the stream stops at schema change ${err.version}: ${err.reason}; fix the difference in this database, it is tried again (see docs/operations.md "A schema change that fails")`,
+    );
+    this.close(1000, 'schema change blocked', { kind: 'reconnect', reason: `schema change ${err.version} blocked`, retryAfterMs });
+  }
+
   private account(r: ApplyResult, t0: number): void {
+    if (r.schemaChanges) this.client.schemaBlocks = 0;
     this.deps.metrics.recordApply(r, (performance.now() - t0) / 1000);
     if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
   }

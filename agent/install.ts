@@ -17,6 +17,8 @@ export interface InstallOptions {
   readonly tenantId: string;
   readonly branchId: string;
   readonly tables: readonly TableConfig[];
+  /** The tables here are at this schema version already (docs/sync-semantics.md "Schema changes"). */
+  readonly schemaVersion?: number;
 }
 
 export interface InstallReport {
@@ -62,8 +64,11 @@ export async function install(pool: pg.Pool, options: InstallOptions): Promise<I
        ON CONFLICT (singleton) DO UPDATE SET version = excluded.version`,
       [options.tenantId, options.branchId, HUBSYNC_SCHEMA_VERSION],
     );
-    const before = await c.query<{ tbl: string; capture_function: string }>(`SELECT tbl, capture_function FROM hubsync.tables`);
-    const wanted = new Set(infos.map((t) => t.name));
+    const before = await c.query<{ tbl: string; capture_function: string; added_by_schema: number | null }>(
+      `SELECT tbl, capture_function, added_by_schema FROM hubsync.tables`,
+    );
+    // Tables a schema change added stay: the configuration need not list them.
+    const wanted = new Set([...infos.map((t) => t.name), ...before.rows.filter((r) => r.added_by_schema !== null).map((r) => r.tbl)]);
     const removed: string[] = [];
     for (const old of before.rows) {
       if (wanted.has(old.tbl)) continue;
@@ -71,20 +76,11 @@ export async function install(pool: pg.Pool, options: InstallOptions): Promise<I
       await c.query(`DELETE FROM hubsync.tables WHERE tbl = $1`, [old.tbl]);
       removed.push(old.tbl);
     }
-    const had = new Set(before.rows.map((r) => r.tbl));
-    for (const [position, t] of infos.entries()) {
-      const sql = captureSql(t, options.branchId);
-      await c.query(sql.install);
-      await c.query(
-        `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function, position, merge, additive)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk_columns = excluded.pk_columns,
-           pins = excluded.pins, strategy = excluded.strategy, relkind = excluded.relkind,
-           capture_function = excluded.capture_function, position = excluded.position,
-           merge = excluded.merge, additive = excluded.additive, installed_at = now()`,
-        [t.name, JSON.stringify(t.columns), t.pk, t.pins, t.strategy ?? null, t.relkind, sql.functionName, position, t.merge, t.additive],
-      );
+    if (options.schemaVersion !== undefined) {
+      await c.query(`UPDATE hubsync.apply_state SET schema_version = greatest(schema_version, $1)`, [options.schemaVersion]);
     }
+    const had = new Set(before.rows.map((r) => r.tbl));
+    for (const [position, t] of infos.entries()) await installTable(c, t, position, options.branchId);
     return {
       tables: infos,
       added: infos.filter((t) => !had.has(t.name)).map((t) => t.name),
@@ -92,6 +88,45 @@ export async function install(pool: pg.Pool, options: InstallOptions): Promise<I
       removed,
     };
   });
+}
+
+/**
+ * Installs (again) the capture of one table and records it in `hubsync.tables`. Columns retired
+ * by schema changes and the version that added the table are kept unless given.
+ */
+export async function installTable(
+  c: pg.PoolClient,
+  t: TableInfo,
+  position: number,
+  branchId: string,
+  schema: { readonly retired?: Readonly<Record<string, string | null>>; readonly addedBy?: number } = {},
+): Promise<void> {
+  const sql = captureSql(t, branchId);
+  await c.query(sql.install);
+  await c.query(
+    `INSERT INTO hubsync.tables (tbl, columns, pk_columns, pins, strategy, relkind, capture_function, position, merge, additive, retired, added_by_schema)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::jsonb, '{}'), $12)
+     ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk_columns = excluded.pk_columns,
+       pins = excluded.pins, strategy = excluded.strategy, relkind = excluded.relkind,
+       capture_function = excluded.capture_function, position = excluded.position,
+       merge = excluded.merge, additive = excluded.additive, installed_at = now(),
+       retired = coalesce($11::jsonb, hubsync.tables.retired),
+       added_by_schema = coalesce($12, hubsync.tables.added_by_schema)`,
+    [
+      t.name,
+      JSON.stringify(t.columns),
+      t.pk,
+      t.pins,
+      t.strategy ?? null,
+      t.relkind,
+      sql.functionName,
+      position,
+      t.merge,
+      t.additive,
+      schema.retired === undefined ? null : JSON.stringify(schema.retired),
+      schema.addedBy ?? null,
+    ],
+  );
 }
 
 export interface UninstallOptions {

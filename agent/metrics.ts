@@ -91,6 +91,23 @@ export class AgentMetrics {
         this.set((await read()).n);
       },
     });
+    const schema = async (): Promise<{ version: number; blocked: number }> => (await this.schema?.().catch(() => null)) ?? { version: 0, blocked: 0 };
+    new Gauge({
+      name: `${p}schema_version`,
+      help: 'Schema version applied at this branch (docs/sync-semantics.md "Schema changes")',
+      registers: [r],
+      async collect() {
+        this.set((await schema()).version);
+      },
+    });
+    new Gauge({
+      name: `${p}schema_blocked`,
+      help: 'The schema change the incoming stream stopped at because it cannot be applied here (0 when none)',
+      registers: [r],
+      async collect() {
+        this.set((await schema()).blocked);
+      },
+    });
     new Gauge({
       name: `${p}dead_letter_oldest_seconds`,
       help: 'Age of the oldest dead letter waiting (0 when none)',
@@ -99,6 +116,19 @@ export class AgentMetrics {
         this.set((await read()).age);
       },
     });
+  }
+
+  /** Where the schema gauges read from; unset (they show 0) until watchSchema. */
+  private schema: (() => Promise<{ version: number; blocked: number }>) | null = null;
+
+  /** The schema version applied here, and the one the stream stopped at, read at each scrape. */
+  watchSchema(q: Queryable): void {
+    this.schema = async () => {
+      const { rows } = await q.query<{ version: number; blocked: number | null }>(
+        `SELECT schema_version AS version, (schema_blocked->>'version')::int AS blocked FROM hubsync.apply_state`,
+      );
+      return { version: rows[0]?.version ?? 0, blocked: rows[0]?.blocked ?? 0 };
+    };
   }
 
   /** Where the dead-letter gauges read from; unset (they show 0) until watchDeadLetters. */

@@ -68,7 +68,8 @@ export async function checkInstallation(pool: pg.Pool, config: AgentConfig): Pro
       differences.push(`${name} merges by ${t.merge} with counters [${t.additive.join(', ')}] at install, by ${merge} with [${additive.split(',').filter(Boolean).join(', ')}] in the configuration`);
     }
   }
-  for (const name of installed.keys()) if (!wanted.has(name)) differences.push(`${name} is installed but not configured`);
+  // Tables a schema change added are synced without being configured.
+  for (const [name, t] of installed) if (!wanted.has(name) && t.addedBy === undefined) differences.push(`${name} is installed but not configured`);
   if (differences.length > 0) {
     throw new AgentError('install_outdated', `the configuration differs from the installation (${differences.join('; ')}); run hub-broker agent install`);
   }
@@ -99,6 +100,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     const outbox = new Outbox(pool, config.branchId);
     const metrics = new AgentMetrics({ tenant: config.tenantId, branch: config.branchId });
     metrics.watchDeadLetters(pool);
+    metrics.watchSchema(pool);
     const warnedUnsendable = new Set<string>();
     outbox.onUnsendable = (table, n) => {
       metrics.unsendable.inc({ table }, n);

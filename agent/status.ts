@@ -32,6 +32,9 @@ export interface AgentStatus {
   readonly oldestPendingAt?: Date | null;
   readonly conflicts?: { readonly total: number; readonly unreported: number; readonly latest: LatestConflict | null };
   readonly deadLetters?: { readonly total: number; readonly unreported: number; readonly latest: LatestDeadLetter | null };
+  readonly schemaVersion?: number;
+  /** The schema change the incoming stream stopped at, and why. */
+  readonly schemaBlocked?: { readonly version: number; readonly error: string; readonly since: string; readonly attempts: number } | null;
 }
 
 export async function readStatus(q: Queryable): Promise<AgentStatus> {
@@ -44,7 +47,10 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
     bootstrapped: boolean;
     last_ack_at: Date | null;
     last_apply_at: Date | null;
-  }>(`SELECT tenant_id, branch_id, "cursor"::text AS cursor, bootstrapped, last_ack_at, last_apply_at FROM hubsync.meta CROSS JOIN hubsync.apply_state CROSS JOIN hubsync.send_state`);
+    schema_version: number;
+    schema_blocked: AgentStatus['schemaBlocked'];
+  }>(`SELECT tenant_id, branch_id, "cursor"::text AS cursor, bootstrapped, last_ack_at, last_apply_at, schema_version, schema_blocked
+        FROM hubsync.meta CROSS JOIN hubsync.apply_state CROSS JOIN hubsync.send_state`);
   const m = meta.rows[0];
   if (!m) return { installed: false };
   const tables = await q.query<{ tbl: string }>(`SELECT tbl FROM hubsync.tables ORDER BY tbl`);
@@ -77,6 +83,8 @@ export async function readStatus(q: Queryable): Promise<AgentStatus> {
     bootstrapped: m.bootstrapped,
     lastAckAt: m.last_ack_at,
     lastApplyAt: m.last_apply_at,
+    schemaVersion: m.schema_version,
+    schemaBlocked: m.schema_blocked ?? null,
     pending: o?.pending ?? 0,
     oldestPendingAt: o?.oldest ? new Date(Number(o.oldest)) : null,
     conflicts: {
@@ -106,6 +114,10 @@ export function formatStatus(s: AgentStatus, now = new Date()): string {
     `tables:            ${(s.tables ?? []).join(', ') || '(none)'}`,
     `cursor:            ${s.cursor}${s.bootstrapped ? '' : ' (not bootstrapped yet)'}`,
     `last applied:      ${when(s.lastApplyAt, now)}`,
+    `schema version:    ${s.schemaVersion ?? 0}`,
+    ...(s.schemaBlocked
+      ? [`  STOPPED at schema change ${s.schemaBlocked.version} since ${s.schemaBlocked.since} (${s.schemaBlocked.attempts} attempts): ${s.schemaBlocked.error}`]
+      : []),
     `pending changes:   ${s.pending}`,
     `oldest pending:    ${when(s.oldestPendingAt, now)}`,
     `last ack from hub: ${when(s.lastAckAt, now)}`,

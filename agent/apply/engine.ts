@@ -17,11 +17,16 @@ import type { ColumnState } from '../../protocol/merge.js';
 import type { Change, LogEntry, TenantPolicy, VersionVector } from '../../protocol/messages.js';
 import type { TableInfo } from '../catalog.js';
 import { sqlState } from '../db.js';
-import { concurrentReport, deadLetterReport, type PendingReport } from '../reports.js';
+import { concurrentReport, deadLetterReport } from '../reports.js';
+import { isSchemaChange } from '../../protocol/schema-entry.js';
+import { applySchemaChange } from '../schema/apply.js';
 import { quoteTable } from '../sql/ident.js';
 import { chunkLength, nextBudget } from './chunks.js';
+import { emptyAcc, type Acc, type ApplyResult } from './result.js';
+
+export type { ApplyResult } from './result.js';
 import { planChunk, rowIdentity, rowsToRead, type Forced, type Item, type Plan, type RowRead } from './plan.js';
-import { isChangeError, retryDelayMs, retryReason, RETRY_REASONS, type RetryReason } from './retry.js';
+import { isChangeError, retryDelayMs, retryReason } from './retry.js';
 import { applyMessage, CAST_TYPES_SQL, readMessage, tableSql, type TableSql } from './statements.js';
 
 export const DEFAULT_POLICY: TenantPolicy = { conflict_strategy: 'last-write-wins', branch_priority: [] };
@@ -49,30 +54,6 @@ export interface ApplyEngineOptions {
   readonly hooks?: ApplyHooks;
 }
 
-export interface ApplyResult {
-  /** Changes written to a business table (including conflicts the incoming side won). */
-  readonly applied: number;
-  /** Stale or duplicate changes, and entries at or below the cursor. */
-  readonly skipped: number;
-  /** Concurrent changes of column-level rows merged without losing a write. */
-  readonly merged: number;
-  readonly conflicts: number;
-  readonly deadLetters: number;
-  /** Conflicts this branch reports (its own version won) and dead letters, recorded and not yet sent. */
-  readonly reports: readonly PendingReport[];
-  /** The cursor after this delivery. */
-  readonly cursor: number;
-  /** Remote timestamps beyond the skew limit (applied, but the local clock did not follow). */
-  readonly skewed: number;
-  /** Apply transactions run again, by reason. */
-  readonly retries: Readonly<Record<RetryReason, number>>;
-  /** Chunks halved to isolate a change the database refused. */
-  readonly fallbacks: number;
-  /** Apply transactions committed. */
-  readonly transactions: number;
-  /** Of those, transactions that read their rows under lock (rows local writers kept changing). */
-  readonly lockedReads: number;
-}
 
 /** How long chunks keep reading under lock after one raced twice. */
 const LOCKED_READ_MS = 5000;
@@ -102,28 +83,13 @@ interface ReadRow {
   cols: ColumnState | null;
 }
 
-interface Acc {
-  applied: number;
-  skipped: number;
-  merged: number;
-  conflicts: number;
-  deadLetters: number;
-  reports: PendingReport[];
-  cursor: number;
-  skewed: number;
-  retries: Record<RetryReason, number>;
-  fallbacks: number;
-  transactions: number;
-  lockedReads: number;
-  /** Messages sent, for the statement hook. */
-  sent: number;
-}
 
 const results = (r: pg.QueryResult | pg.QueryResult[]): pg.QueryResult[] => (Array.isArray(r) ? r : [r]);
 
 export class ApplyEngine {
   private policy: TenantPolicy;
-  private readonly order: readonly TableInfo[];
+  private installed: ReadonlyMap<string, TableInfo>;
+  private order: readonly TableInfo[];
   private readonly sql = new Map<string, TableSql>();
   private readonly now: () => number;
   private readonly maxRows: number;
@@ -134,15 +100,28 @@ export class ApplyEngine {
 
   constructor(
     private readonly pool: pg.Pool,
-    readonly tables: ReadonlyMap<string, TableInfo>,
+    tables: ReadonlyMap<string, TableInfo>,
     private readonly options: ApplyEngineOptions,
   ) {
+    this.installed = tables;
     this.order = [...tables.values()];
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.now = options.now ?? Date.now;
     this.maxRows = Math.max(1, options.maxRowsPerTransaction ?? 1000);
     this.budget = this.maxRows;
     this.lockTimeoutMs = options.lockTimeoutMs ?? 200;
+  }
+
+  /** The synced tables, as installed (a schema change may change them). */
+  get tables(): ReadonlyMap<string, TableInfo> {
+    return this.installed;
+  }
+
+  /** After a schema change: the tables as installed now. */
+  private reload(tables: ReadonlyMap<string, TableInfo>): void {
+    this.installed = tables;
+    this.order = [...tables.values()];
+    this.sql.clear();
   }
 
   /** Local writers are contending for the rows applied lately (chunks read them under lock). */
@@ -174,7 +153,12 @@ export class ApplyEngine {
     await this.pool.query(`UPDATE hubsync.apply_state SET bootstrapped = true`);
   }
 
-  /** Applies one or more `sync.deliver`s: entries above the cursor, moving the cursor with every chunk. */
+  /**
+   * Applies one or more `sync.deliver`s: entries above the cursor, moving the cursor with every
+   * chunk. A schema change among them is applied on its own, after the entries before it and
+   * before those after it (agent/schema/apply.ts); one this branch cannot apply stops the
+   * delivery there (`SchemaBlocked`), with everything before it applied.
+   */
   deliver(entries: readonly LogEntry[]): Promise<ApplyResult> {
     return this.run(
       entries.map(([offset, change]) => ({ offset, change })),
@@ -182,7 +166,7 @@ export class ApplyEngine {
     );
   }
 
-  /** Applies one snapshot chunk; the cursor does not move. */
+  /** Applies one snapshot chunk; the cursor does not move. Schema changes come first in a snapshot. */
   snapshotChunk(rows: readonly Change[]): Promise<ApplyResult> {
     return this.run(
       rows.map((change) => ({ offset: null, change })),
@@ -196,22 +180,26 @@ export class ApplyEngine {
   }
 
   private async run(items: readonly Item[], mode: 'deliver' | 'snapshot'): Promise<ApplyResult> {
-    const acc: Acc = {
-      applied: 0,
-      skipped: 0,
-      merged: 0,
-      conflicts: 0,
-      deadLetters: 0,
-      reports: [],
-      cursor: 0,
-      skewed: 0,
-      retries: Object.fromEntries(RETRY_REASONS.map((r) => [r, 0])) as Record<RetryReason, number>,
-      fallbacks: 0,
-      transactions: 0,
-      lockedReads: 0,
-      sent: 0,
-    };
+    const acc = emptyAcc();
     if (items.length === 0) acc.cursor = (await this.position()).cursor;
+    let from = 0;
+    for (let i = 0; i <= items.length; i++) {
+      const it = items[i];
+      if (it !== undefined && !isSchemaChange(it.change)) continue;
+      if (i > from) await this.rows(items.slice(from, i), mode, acc);
+      from = i + 1;
+      if (it === undefined) break;
+      const done = await applySchemaChange(this.pool, this.options.branchId, it.offset, it.change);
+      this.reload(done.tables);
+      acc.schemaChanges++;
+      if (it.offset !== null) acc.cursor = done.cursor;
+    }
+    const { sent: _sent, ...result } = acc;
+    return result;
+  }
+
+  /** Row changes, in chunks sized by how contended the rows are. */
+  private async rows(items: readonly Item[], mode: 'deliver' | 'snapshot', acc: Acc): Promise<void> {
     let contendedAttempts = 0;
     for (let from = 0; from < items.length; ) {
       const n = chunkLength(items, from, this.budget);
@@ -226,8 +214,6 @@ export class ApplyEngine {
         if (++contendedAttempts >= (this.options.maxAttempts ?? 50)) throw err;
       }
     }
-    const { sent: _sent, ...result } = acc;
-    return result;
   }
 
   /** Applies a chunk; when the database refuses one of its changes, halves it until that change stands alone, and dead-letters it. */
@@ -260,7 +246,8 @@ export class ApplyEngine {
     for (let attempt = 1; ; attempt++) {
       const locked = races >= 2 || performance.now() < this.lockedUntil;
       const client = await this.pool.connect();
-      // A connection lost mid-apply surfaces as the failing query; its 'error' event must not crash us.
+      // A connection lost mid-apply surfaces as the failing query; its 'error' event must not crash us
+      // (whatever pool the engine was given).
       const onError = (): void => undefined;
       client.on('error', onError);
       let broken = false;

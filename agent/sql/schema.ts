@@ -6,8 +6,10 @@
  * 3: `change_log.old`, the row before an update or delete (routing tells by it who held the row).
  * 4: column-level tables: `row_version.cols` and `change_log.cols` (protocol/merge.ts), `tables.merge`
  *    and `tables.additive`, `apply_state.priority`, `conflicts.columns`.
+ * 5: schema changes through the hub: `schema_changes`, `apply_state.schema_version` and
+ *    `schema_blocked`, `tables.retired` and `tables.added_by_schema`.
  */
-export const HUBSYNC_SCHEMA_VERSION = 4;
+export const HUBSYNC_SCHEMA_VERSION = 5;
 
 export const SCHEMA_DDL = `
 CREATE SCHEMA IF NOT EXISTS hubsync;
@@ -154,6 +156,23 @@ ALTER TABLE hubsync.conflicts ADD COLUMN IF NOT EXISTS columns jsonb;
 ALTER TABLE hubsync.conflicts ADD COLUMN IF NOT EXISTS overridden_at timestamptz;
 -- The tenant's conflict strategy as the hub last said, for retries from the command line.
 ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS conflict_strategy text;
+
+-- Version 5: schema changes through the hub (agent/schema/apply.ts).
+ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 0;
+-- The schema change this branch stopped at: {version, error, since, attempts}; null while none.
+ALTER TABLE hubsync.apply_state ADD COLUMN IF NOT EXISTS schema_blocked jsonb;
+-- Old column names → their name now (null: dropped), so rows written before still apply.
+ALTER TABLE hubsync.tables ADD COLUMN IF NOT EXISTS retired jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE hubsync.tables ADD COLUMN IF NOT EXISTS added_by_schema integer;
+CREATE TABLE IF NOT EXISTS hubsync.schema_changes (
+  version integer PRIMARY KEY,
+  log_offset bigint,
+  sql text NOT NULL,
+  description text,
+  -- 'applied' here, or 'skipped' (the branch was at that version already, see install --schema-version)
+  outcome text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- The column state after a local write (protocol/merge.ts): every column the write set gets a
 -- cell stamped with it; a counter's change adds new − old to this branch's contribution; a

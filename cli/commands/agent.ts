@@ -90,7 +90,14 @@ export async function run(args: string[]): Promise<number> {
   }
   const force = rest.includes('--force');
   const json = rest.includes('--json');
-  const flags = rest.filter((a) => a !== '--force' && a !== '--json');
+  // install --schema-version N: this branch's tables are at schema version N already.
+  const sv = rest.indexOf('--schema-version');
+  const schemaVersion = sv >= 0 ? rest[sv + 1] : undefined;
+  if (sv >= 0 && (sub !== 'install' || schemaVersion === undefined || !/^\d{1,9}$/.test(schemaVersion))) {
+    console.error(`hub-broker agent: --schema-version ${sub !== 'install' ? 'applies to install only' : 'needs a version number'}`);
+    return 2;
+  }
+  const flags = rest.filter((a, i) => a !== '--force' && a !== '--json' && (sv < 0 || (i !== sv && i !== sv + 1)));
   if ((force && sub !== 'uninstall') || (json && sub !== 'status' && words === undefined)) {
     console.error(`hub-broker agent: ${force ? '--force' : '--json'} does not apply to ${sub}`);
     return 2;
@@ -104,7 +111,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     switch (sub) {
       case 'install':
-        return await install(config);
+        return await install(config, schemaVersion === undefined ? undefined : Number(schemaVersion));
       case 'uninstall':
         return await uninstall(config, force);
       case 'status':
@@ -134,11 +141,12 @@ async function withPool<T>(config: AgentConfig, fn: (pool: pg.Pool) => Promise<T
   }
 }
 
-async function install(config: AgentConfig): Promise<number> {
+async function install(config: AgentConfig, schemaVersion: number | undefined): Promise<number> {
   const { install: doInstall } = await import('../../agent/install.js');
   const r = await withPool(config, (pool) =>
-    doInstall(pool, { tenantId: config.tenantId, branchId: config.branchId, tables: config.tables }),
+    doInstall(pool, { tenantId: config.tenantId, branchId: config.branchId, tables: config.tables, ...(schemaVersion === undefined ? {} : { schemaVersion }) }),
   );
+  if (schemaVersion !== undefined) console.log(`schema version ${schemaVersion}: schema changes up to it are taken as applied here`);
   for (const t of r.tables) {
     const verb = r.added.includes(t.name) ? 'added' : 'updated';
     console.log(`${verb}   ${t.name} (key ${t.pk.join(', ')}; ${t.columns.length} columns${t.strategy ? `; ${t.strategy}` : ''})`);
