@@ -9,6 +9,7 @@ import { decodeHlc } from '../protocol/hlc.js';
 import { branchData, converged, type BranchData } from './checksum.js';
 import { TABLES, type Cluster, type DemoBranch } from './cluster.js';
 import { count, table, type Narrator } from './narrate.js';
+import { publishSchemaChange } from '../hub/schema/publish.js';
 
 export const BRANCHES = ['store-north', 'store-south', 'warehouse'] as const;
 export const NEW_BRANCH = 'store-east';
@@ -98,6 +99,7 @@ export class Scenario {
     await this.conflict();
     await this.stock();
     await this.deletion();
+    await this.schemaChange();
     await this.offline();
     await this.busyHour();
     await this.bootstrap();
@@ -223,6 +225,30 @@ export class Scenario {
       return { done: left.every((n) => n === 0), status: `still there at ${this.live.filter((_, i) => left[i] !== 0).map((b) => b.id).join(', ')}` };
     });
     this.say.ok('customer 202 is gone at every branch (a tombstone keeps a late update from bringing it back)', ms);
+  }
+
+  /** A column added through the hub while the branches sync (docs/sync-semantics.md "Schema changes"). */
+  private async schemaChange(): Promise<void> {
+    this.say.step('A column added while every branch syncs');
+    const { ctx } = this.cluster.hub;
+    const tenant = await ctx.store.getTenant(this.cluster.tenantId);
+    if (!tenant) throw new Error(`tenant ${this.cluster.tenantId} is gone`);
+    const sql = 'ALTER TABLE public.customer ADD COLUMN loyalty_points integer NOT NULL DEFAULT 0';
+    const published = await publishSchemaChange(ctx.pool, ctx.fanout, tenant, { sql, description: 'loyalty points', allowUnknownTables: false, by: 'demo' });
+    this.say.say(`hub-broker schema apply: ${sql} (schema version ${published.version}, in the log at offset ${published.offset})`);
+    const at = (b: DemoBranch): Promise<number> => this.scalar(b.pool, 'SELECT schema_version AS n FROM hubsync.apply_state');
+    const ms = await this.waitFor('every branch has the new column', async () => {
+      const v = await Promise.all(this.live.map(at));
+      return { done: v.every((x) => x >= published.version), status: `at version ${published.version}: ${this.live.filter((_, i) => (v[i] ?? 0) >= published.version).map((b) => b.id).join(', ') || 'none yet'}` };
+    });
+    this.say.ok(`every branch added the column in the same transaction as its capture triggers, between the same two rows of the log`, ms);
+    await this.b('store-north').pool.query(`UPDATE customer SET loyalty_points = 120, updated_at = now() WHERE id = 101`);
+    this.say.say('store-north: UPDATE customer SET loyalty_points = 120 WHERE id = 101');
+    const arrived = await this.waitFor('the new column arrives at the warehouse', async () => {
+      const n = await this.scalar(this.b('warehouse').pool, 'SELECT loyalty_points AS n FROM customer WHERE id = 101');
+      return { done: n === 120, status: `warehouse has ${n}` };
+    });
+    this.say.ok('the warehouse has 120 loyalty points for customer 101', arrived);
   }
 
   private async offline(): Promise<void> {

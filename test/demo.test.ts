@@ -70,10 +70,11 @@ describe('npm start', () => {
     expect([...sums.keys()].sort(), out).toEqual(['store-east', 'store-north', 'store-south', 'warehouse']);
     expect(new Set(sums.values()).size, out).toBe(1);
     // Every step of the scenario was narrated and passed.
-    for (const step of ['1. Writes at every branch', '2. The same row changed at two branches', '3. The same stock level sold at two branches at once', '4. A delete', '5. A branch goes offline', '7. A new branch joins']) {
+    for (const step of ['1. Writes at every branch', '2. The same row changed at two branches', '3. The same stock level sold at two branches at once', '4. A delete', '5. A column added while every branch syncs', '6. A branch goes offline', '8. A new branch joins']) {
       expect(out).toContain(step);
     }
     expect(out).toMatch(/store-south caught up/);
+    expect(out).toContain('the warehouse has 120 loyalty points for customer 101');
     expect(out).toContain('every branch has 45 umbrellas: 50 − 3 − 2, both sales counted');
     expect(out).toMatch(/100%\s+[\d,]+ of [\d,]+ rows/);
     expect(existsSync(dataFolder(out))).toBe(false);

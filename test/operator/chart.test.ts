@@ -102,6 +102,7 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
       'HubBrokerConnectionDrops',
       'HubBrokerLogDepthHigh',
       'HubBrokerDeadLettersWaiting',
+      'HubBrokerSchemaChangeBlocked',
       'HubBrokerOperatorReconcileErrors',
       'HubBrokerOperatorNoLeader',
     ]);
@@ -110,6 +111,7 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
     expect(exprs.HubBrokerConnectionDrops).toContain('hub_broker_connections_closed_total{code!~"1000|1001|1012|4009"}');
     expect(exprs.HubBrokerLogDepthHigh).toContain('hub_broker_log_depth');
     expect(exprs.HubBrokerDeadLettersWaiting).toBe('max by (namespace, tenant, branch) (hub_broker_agent_dead_letter_oldest_seconds) > 3600');
+    expect(exprs.HubBrokerSchemaChangeBlocked).toBe('max by (namespace, tenant, branch) (hub_broker_agent_schema_blocked) > 0');
   });
 
   it('applies to the API server; the operator runs on its RBAC alone, which is enough and no more than needed', async () => {
