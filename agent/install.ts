@@ -29,7 +29,7 @@ export interface InstallReport {
 }
 
 // Two installs at once would race on CREATE OR REPLACE; the second waits for the first.
-const INSTALL_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended('hubsync.install', 0))`;
+export const INSTALL_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended('hubsync.install', 0))`;
 
 async function schemaExists(c: pg.PoolClient): Promise<boolean> {
   const { rows } = await c.query<{ ok: boolean }>(`SELECT to_regclass('hubsync.meta') IS NOT NULL AS ok`);

@@ -77,45 +77,23 @@ export class AgentMetrics {
     this.hubErrors = new Counter({ name: `${p}hub_errors_total`, help: 'error frames received from the hub, by code', labelNames: ['code'], registers: [r] });
     this.tokenRequests = new Counter({ name: `${p}token_requests_total`, help: 'POST /auth/token by result', labelNames: ['result'], registers: [r] });
     this.sendBlocked = new Gauge({ name: `${p}send_blocked`, help: '1 while a single change is larger than the hub accepts in one frame', registers: [r] });
-    // Both gauges come from one query per scrape: the second reuses the first's answer.
-    let reading: Promise<{ n: number; age: number }> | null = null;
-    const read = (): Promise<{ n: number; age: number }> =>
-      (reading ??= (async () => (await this.deadLetters?.().catch(() => null)) ?? { n: 0, age: 0 })().finally(() => {
-        setTimeout(() => (reading = null), 0).unref();
-      }));
-    new Gauge({
-      name: `${p}dead_letters`,
-      help: 'Changes the apply could not write, waiting for hub-broker agent dead-letters retry or discard',
-      registers: [r],
-      async collect() {
-        this.set((await read()).n);
-      },
-    });
-    const schema = async (): Promise<{ version: number; blocked: number }> => (await this.schema?.().catch(() => null)) ?? { version: 0, blocked: 0 };
-    new Gauge({
-      name: `${p}schema_version`,
-      help: 'Schema version applied at this branch (docs/sync-semantics.md "Schema changes")',
-      registers: [r],
-      async collect() {
-        this.set((await schema()).version);
-      },
-    });
-    new Gauge({
-      name: `${p}schema_blocked`,
-      help: 'The schema change the incoming stream stopped at because it cannot be applied here (0 when none)',
-      registers: [r],
-      async collect() {
-        this.set((await schema()).blocked);
-      },
-    });
-    new Gauge({
-      name: `${p}dead_letter_oldest_seconds`,
-      help: 'Age of the oldest dead letter waiting (0 when none)',
-      registers: [r],
-      async collect() {
-        this.set((await read()).age);
-      },
-    });
+    // Gauges read from the database: those sharing a reader run one query per scrape.
+    const gauge = <T>(name: string, help: string, read: () => Promise<T>, value: (t: T) => number): void => {
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        registers: [r],
+        async collect() {
+          this.set(value(await read()));
+        },
+      });
+    };
+    const deadLetters = oncePerScrape(async () => (await this.deadLetters?.().catch(() => null)) ?? { n: 0, age: 0 });
+    gauge('dead_letters', 'Changes the apply could not write, waiting for hub-broker agent dead-letters retry or discard', deadLetters, (d) => d.n);
+    gauge('dead_letter_oldest_seconds', 'Age of the oldest dead letter waiting (0 when none)', deadLetters, (d) => d.age);
+    const schema = oncePerScrape(async () => (await this.schema?.().catch(() => null)) ?? { version: 0, blocked: 0 });
+    gauge('schema_version', 'Schema version applied at this branch (docs/sync-semantics.md "Schema changes")', schema, (x) => x.version);
+    gauge('schema_blocked', 'The schema change the incoming stream stopped at because it cannot be applied here (0 when none)', schema, (x) => x.blocked);
   }
 
   /** Where the schema gauges read from; unset (they show 0) until watchSchema. */
@@ -160,6 +138,15 @@ export class AgentMetrics {
     if (r.fallbacks) this.applyFallbacks.inc(r.fallbacks);
     if (r.lockedReads) this.applyLockedReads.inc(r.lockedReads);
   }
+}
+
+/** `read`, run once for all the gauges that ask during one scrape (they ask in the same turn). */
+function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let reading: Promise<T> | null = null;
+  return () =>
+    (reading ??= read().finally(() => {
+      setTimeout(() => (reading = null), 0).unref();
+    }));
 }
 
 /** Serves `/metrics` and `/health` on `port`; resolves once listening. */

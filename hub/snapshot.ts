@@ -3,10 +3,10 @@
  * sent in chunks with at most `window` chunks unacknowledged (`snapshot.ack`). The number of
  * snapshots served at once is limited per instance; more wait in line.
  */
-import { SCHEMA_TABLE } from '../protocol/schema-entry.js';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Change, HubToAgent } from '../protocol/index.js';
+import { SCHEMA_TABLE } from '../protocol/schema-entry.js';
 import { compact } from './compactor.js';
 import { evictionOf } from './routes/entries.js';
 import { HubError } from './errors.js';
@@ -165,14 +165,13 @@ export class SnapshotService {
       peer.send({ type: 'snapshot.begin', id: `${session.id}-b`, snapshot_id: session.id, offset, total_rows: total });
       // Schema changes first, in version order, in chunks of their own: the rows after them are
       // at the latest schema (docs/sync-semantics.md "Schema changes").
+      // Their keys are `hubsync.schema {…}`: one range of the bytewise-ordered key.
+      const schemaKeys = [`${SCHEMA_TABLE} `, `${SCHEMA_TABLE}!`];
       const schemaRows = await client.query<{ versions: Change[]; pos: string }>(
         `SELECT versions, pos FROM ${s}.state WHERE key >= $1 AND key < $2 ORDER BY (pk->>'version')::int`,
-        [`${SCHEMA_TABLE} `, `${SCHEMA_TABLE}!`],
+        schemaKeys,
       );
-      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions, pos FROM ${s}.state WHERE NOT (key >= $1 AND key < $2) ORDER BY key`, [
-        `${SCHEMA_TABLE} `,
-        `${SCHEMA_TABLE}!`,
-      ]);
+      await client.query(`DECLARE snap NO SCROLL CURSOR FOR SELECT versions, pos FROM ${s}.state WHERE NOT (key >= $1 AND key < $2) ORDER BY key`, schemaKeys);
       let chunk: Change[] = [];
       let bytes = 0;
       const flush = async () => {

@@ -12,8 +12,8 @@ import { planSchemaChange } from '../../protocol/schema-change.js';
 import { schemaRowOf, type SchemaRow } from '../../protocol/schema-entry.js';
 import type { Change } from '../../protocol/messages.js';
 import { introspectTable, loadInstalledTables, type TableInfo } from '../catalog.js';
-import { sqlState } from '../db.js';
-import { installTable } from '../install.js';
+import { sqlState, withTransaction } from '../db.js';
+import { INSTALL_LOCK, installTable } from '../install.js';
 import { decideSchemaChange } from './plan.js';
 
 /** A local writer holding a table the change alters: give way, and try again a few times. */
@@ -41,16 +41,6 @@ export interface SchemaOutcome {
   readonly cursor: number;
 }
 
-export interface SchemaPosition {
-  readonly version: number;
-  readonly blocked: { readonly version: number; readonly error: string; readonly since: string; readonly attempts: number } | null;
-}
-
-export async function schemaPosition(q: Pick<pg.Pool, 'query'>): Promise<SchemaPosition> {
-  const { rows } = await q.query<{ schema_version: number; schema_blocked: SchemaPosition['blocked'] }>(`SELECT schema_version, schema_blocked FROM hubsync.apply_state`);
-  return { version: rows[0]?.schema_version ?? 0, blocked: rows[0]?.schema_blocked ?? null };
-}
-
 /**
  * Applies the schema change `change` found at log `offset` (null: in a snapshot, where the cursor
  * does not move). Throws `SchemaBlocked` when this branch cannot apply it.
@@ -76,14 +66,9 @@ export async function applySchemaChange(pool: pg.Pool, branchId: string, offset:
 class Refused extends Error {}
 
 async function attemptOnce(pool: pg.Pool, branchId: string, offset: number | null, row: SchemaRow): Promise<SchemaOutcome> {
-  const client = await pool.connect();
-  // A connection lost meanwhile surfaces as the failing query, not as an 'error' event.
-  const onError = (): void => undefined;
-  client.on('error', onError);
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     // One schema change at a time, and none while `agent install` runs.
-    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('hubsync.install', 0))`);
+    await client.query(INSTALL_LOCK);
     const state = await client.query<{ schema_version: number }>(`SELECT schema_version FROM hubsync.apply_state FOR UPDATE`);
     const at = state.rows[0]?.schema_version ?? 0;
     const installed = await loadInstalledTables(client);
@@ -120,15 +105,8 @@ async function attemptOnce(pool: pg.Pool, branchId: string, offset: number | nul
       [row.version, offset],
     );
     const tables = await loadInstalledTables(client);
-    await client.query('COMMIT');
     return { version: row.version, outcome, tables, cursor: Number(moved.rows[0]?.cursor ?? 0) };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.off('error', onError);
-    client.release();
-  }
+  });
 }
 
 /** Records where and why the stream stopped (`agent status`, metrics), and throws `SchemaBlocked`. */

@@ -10,6 +10,7 @@ import { MAX_SCHEMA_SQL, SCHEMA_ORIGIN, SCHEMA_TABLE, schemaChange } from '../..
 import { compact } from '../compactor.js';
 import type { Fanout } from '../fanout.js';
 import { appendLockKey, appendMany } from '../log.js';
+import { ADVISORY_KEY_SQL } from '../store/db.js';
 import { quoteIdent, StoreError, withTransaction, type Tenant } from '../store/index.js';
 
 export interface PublishInput {
@@ -86,7 +87,7 @@ export async function publishSchemaChange(pool: pg.Pool, fanout: Fanout, tenant:
   const s = quoteIdent(tenant.schemaName);
   const { version, offset, change } = await withTransaction(pool, async (c) => {
     // The append lock: versions are numbered in log order.
-    await c.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))`, [appendLockKey(tenant.id)]);
+    await c.query(`SELECT pg_advisory_xact_lock(${ADVISORY_KEY_SQL})`, [appendLockKey(tenant.id)]);
     const { rows } = await c.query<{ next: number }>(`SELECT coalesce(max(version), 0) + 1 AS next FROM ${s}.schema_changes`);
     const v = rows[0]?.next ?? 1;
     const ch = schemaChange({ version: v, sql: input.sql, description: input.description }, Date.now());
