@@ -234,7 +234,7 @@ export class Scenario {
     const tenant = await ctx.store.getTenant(this.cluster.tenantId);
     if (!tenant) throw new Error(`tenant ${this.cluster.tenantId} is gone`);
     const sql = 'ALTER TABLE public.customer ADD COLUMN loyalty_points integer NOT NULL DEFAULT 0';
-    const published = await publishSchemaChange(ctx.pool, ctx.fanout, tenant, { sql, description: 'loyalty points', allowUnknownTables: false, by: 'demo' });
+    const published = await publishSchemaChange(ctx.pool, ctx.fanout, tenant, { sql, name: null, description: 'loyalty points', allowUnknownTables: false, by: 'demo' });
     this.say.say(`hub-broker schema apply: ${sql} (schema version ${published.version}, in the log at offset ${published.offset})`);
     const at = (b: DemoBranch): Promise<number> => this.scalar(b.pool, 'SELECT schema_version AS n FROM hubsync.apply_state');
     const ms = await this.waitFor('every branch has the new column', async () => {

@@ -15,6 +15,8 @@ import { quoteIdent, StoreError, withTransaction, type Tenant } from '../store/i
 
 export interface PublishInput {
   readonly sql: string;
+  /** Makes publishing idempotent: the same name and SQL again is the change already published. */
+  readonly name: string | null;
   readonly description: string | null;
   /** Also tables no change of which reached the hub yet (synced, but never written). */
   readonly allowUnknownTables: boolean;
@@ -32,10 +34,13 @@ export interface Published {
   readonly version: number;
   readonly offset: number;
   readonly statements: readonly Statement[];
+  /** False when a change of this name and SQL had been published before (nothing appended). */
+  readonly created: boolean;
 }
 
 export interface SchemaChangeView {
   readonly version: number;
+  readonly name: string | null;
   readonly offset: number;
   readonly description: string | null;
   readonly statements: readonly Statement[];
@@ -73,9 +78,30 @@ async function refusals(q: pg.Pool, tenant: Tenant, steps: readonly SchemaStep[]
   return problems;
 }
 
-/** Parses, checks, numbers and appends a schema change; throws `StoreError('invalid')` naming every problem. */
-export async function publishSchemaChange(pool: pg.Pool, fanout: Fanout, tenant: Tenant, input: PublishInput): Promise<Published> {
+/** The change published under `name`, if any; a different SQL under the same name is a conflict. */
+async function samePublished(q: pg.Pool | pg.PoolClient, schema: string, input: PublishInput): Promise<Published | null> {
+  if (input.name === null) return null;
+  const { rows } = await q.query<{ version: number; pos: string; sql: string; statements: Statement[] }>(
+    `SELECT version, pos::text AS pos, sql, statements FROM ${quoteIdent(schema)}.schema_changes WHERE name = $1`,
+    [input.name],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  if (row.sql !== input.sql) {
+    throw new StoreError('conflict', `schema change "${input.name}" was published as version ${row.version} with other SQL; a published change cannot change: publish a new one`);
+  }
+  return { version: row.version, offset: Number(row.pos), statements: row.statements, created: false };
+}
+
+/**
+ * Parses, checks, numbers and appends a schema change; throws `StoreError('invalid')` naming every
+ * problem. `announce` tells the hub instances at once (without it, their log-head poll finds it).
+ */
+export async function publishSchemaChange(pool: pg.Pool, announce: Pick<Fanout, 'publish'> | null, tenant: Tenant, input: PublishInput): Promise<Published> {
   if (Buffer.byteLength(input.sql, 'utf8') > MAX_SCHEMA_SQL) throw new StoreError('invalid', `a schema change holds at most ${MAX_SCHEMA_SQL} bytes of SQL`);
+  // Before the checks: a change published already may be refused now (its table is known since).
+  const before = await samePublished(pool, tenant.schemaName, input);
+  if (before) return before;
   // The checks below read the compacted state: fold in what the log holds now.
   await compact(pool, tenant.id, tenant.schemaName);
   const known = input.allowUnknownTables ? null : await knownTables(pool, tenant.schemaName);
@@ -85,34 +111,51 @@ export async function publishSchemaChange(pool: pg.Pool, fanout: Fanout, tenant:
   if (problems.length > 0) throw new StoreError('invalid', problems.join('; ').slice(0, 4000));
   const statements = plan.steps.map(statementOf);
   const s = quoteIdent(tenant.schemaName);
-  const { version, offset, change } = await withTransaction(pool, async (c) => {
+  const published = await withTransaction(pool, async (c) => {
     // The append lock: versions are numbered in log order.
     await c.query(`SELECT pg_advisory_xact_lock(${ADVISORY_KEY_SQL})`, [appendLockKey(tenant.id)]);
+    const raced = await samePublished(c, tenant.schemaName, input);
+    if (raced) return { ...raced, change: null };
     const { rows } = await c.query<{ next: number }>(`SELECT coalesce(max(version), 0) + 1 AS next FROM ${s}.schema_changes`);
     const v = rows[0]?.next ?? 1;
     const ch = schemaChange({ version: v, sql: input.sql, description: input.description }, Date.now());
     const [appended] = await appendMany(c, tenant.id, tenant.schemaName, SCHEMA_ORIGIN, [{ changes: [ch], target: null }]);
     const off = appended?.offsets[0] as number;
-    await c.query(`INSERT INTO ${s}.schema_changes (version, pos, sql, description, statements, published_by) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    await c.query(`INSERT INTO ${s}.schema_changes (version, pos, sql, description, statements, published_by, name) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
       v,
       off,
       input.sql,
       input.description,
       JSON.stringify(statements),
       input.by,
+      input.name,
     ]);
-    return { version: v, offset: off, change: ch };
+    return { version: v, offset: off, statements, created: true, change: ch };
   });
-  await fanout.publish({ kind: 'entries', tenant: tenant.id, first: offset, last: offset, origin: SCHEMA_ORIGIN, target: null, at: Date.now(), entries: [[offset, change]] });
-  return { version, offset, statements };
+  const { change, ...result } = published;
+  if (change && announce) {
+    const at = Date.now();
+    await announce.publish({ kind: 'entries', tenant: tenant.id, first: result.offset, last: result.offset, origin: SCHEMA_ORIGIN, target: null, at, entries: [[result.offset, change]] });
+  }
+  return result;
 }
 
 export async function listSchemaChanges(pool: pg.Pool, tenant: Tenant): Promise<SchemaChangeView[]> {
-  const { rows } = await pool.query<{ version: number; pos: string; description: string | null; statements: Statement[]; sql: string; published_by: string; published_at: Date }>(
-    `SELECT version, pos::text AS pos, description, statements, sql, published_by, published_at FROM ${quoteIdent(tenant.schemaName)}.schema_changes ORDER BY version`,
+  const { rows } = await pool.query<{
+    version: number;
+    name: string | null;
+    pos: string;
+    description: string | null;
+    statements: Statement[];
+    sql: string;
+    published_by: string;
+    published_at: Date;
+  }>(
+    `SELECT version, name, pos::text AS pos, description, statements, sql, published_by, published_at FROM ${quoteIdent(tenant.schemaName)}.schema_changes ORDER BY version`,
   );
   return rows.map((r) => ({
     version: r.version,
+    name: r.name,
     offset: Number(r.pos),
     description: r.description,
     statements: r.statements,
@@ -122,11 +165,22 @@ export async function listSchemaChanges(pool: pg.Pool, tenant: Tenant): Promise<
   }));
 }
 
-/** Each branch's schema version, as far as the hub knows: the changes at or below its cursor. */
-export async function branchSchemaVersions(pool: pg.Pool, tenant: Tenant): Promise<Map<string, number>> {
+/** The latest schema version published to the tenant (0: none). */
+export async function latestSchemaVersion(pool: pg.Pool, tenant: Tenant): Promise<number> {
+  const { rows } = await pool.query<{ v: number }>(`SELECT coalesce(max(version), 0) AS v FROM ${quoteIdent(tenant.schemaName)}.schema_changes`);
+  return rows[0]?.v ?? 0;
+}
+
+/**
+ * Each branch's schema version, as far as the hub knows: the changes at or below its cursor
+ * (`only`: that branch's alone).
+ */
+export async function branchSchemaVersions(pool: pg.Pool, tenant: Tenant, only?: string): Promise<Map<string, number>> {
   const s = quoteIdent(tenant.schemaName);
   const { rows } = await pool.query<{ branch_id: string; version: number }>(
-    `SELECT c.branch_id, (SELECT coalesce(max(version), 0) FROM ${s}.schema_changes x WHERE x.pos <= c.pos) AS version FROM ${s}.cursors c`,
+    `SELECT c.branch_id, (SELECT coalesce(max(version), 0) FROM ${s}.schema_changes x WHERE x.pos <= c.pos) AS version
+       FROM ${s}.cursors c WHERE $1::text IS NULL OR c.branch_id = $1`,
+    [only ?? null],
   );
   return new Map(rows.map((r) => [r.branch_id, r.version]));
 }

@@ -165,6 +165,12 @@ const TENANT: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'schema changes may carry a name',
+    // A Tenant resource's spec.schemaChanges are matched by name, so publishing one twice is a no-op.
+    sql: `ALTER TABLE $S.schema_changes ADD COLUMN IF NOT EXISTS name text UNIQUE;`,
+  },
 ];
 
 export const TENANT_SCHEMA_VERSION = TENANT[TENANT.length - 1]?.version ?? 0;

@@ -29,6 +29,10 @@ export const Reason = {
   KeyRevoked: 'KeyRevoked',
   /** The hub database refused a value (store error `invalid`). */
   InvalidSpec: 'InvalidSpec',
+  /** The hub refused one of a Tenant's spec.schemaChanges; the message names it and says why. */
+  SchemaChangeRefused: 'SchemaChangeRefused',
+  /** A published schema change has other SQL in a Tenant's spec.schemaChanges now. */
+  SchemaChangeModified: 'SchemaChangeModified',
   /** A Kubernetes API call failed. */
   ApiError: 'ApiError',
   /** Anything else; the message says what. */

@@ -97,6 +97,8 @@ export interface TenantSpec {
   readonly routes?: readonly RouteSpec[];
   /** Tables merged by column, with their counter columns; absent: every table by row. */
   readonly tables?: readonly { readonly name: string; readonly merge?: 'Row' | 'Column'; readonly additive?: readonly string[] }[];
+  /** Migrations published through the tenant's log, in this order, once each (matched by name). */
+  readonly schemaChanges?: readonly { readonly name: string; readonly sql: string; readonly description?: string }[];
 }
 
 export interface RouteSpec {
@@ -110,6 +112,8 @@ export interface RouteSpec {
 export interface TenantStatus extends CommonStatus {
   readonly schema?: string;
   readonly branches?: number;
+  /** The latest schema change published to the tenant's branches. */
+  readonly schemaVersion?: number;
 }
 
 export interface Tenant extends KubeObject {
@@ -130,6 +134,8 @@ export interface BranchStatus extends CommonStatus {
   readonly secretName?: string;
   readonly keyRotatedAt?: string;
   readonly previousKeyValidUntil?: string;
+  /** The schema version the branch applied, as far as the hub knows (its acknowledged position). */
+  readonly schemaVersion?: number;
 }
 
 export interface Branch extends KubeObject {

@@ -3,7 +3,8 @@
  * The decisions (when to issue a key) are in policy/credentials.ts; this is the I/O around them.
  */
 import type { V1Secret } from '@kubernetes/client-node';
-import { generateApiKey, type Branch as BranchRow, type HubStore } from '../../hub/store/index.js';
+import { branchSchemaVersions, latestSchemaVersion } from '../../hub/schema/publish.js';
+import { generateApiKey, type Branch as BranchRow, type HubStore, type Tenant as TenantRow } from '../../hub/store/index.js';
 import { Reason } from '../api/reasons.js';
 import { ANNOTATION, credentialsSecretName, type Branch, type BranchStatus, type Hub, type Tenant } from '../api/v1alpha1.js';
 import { isNotFound } from '../kube/client.js';
@@ -42,7 +43,7 @@ export async function reconcileBranch(ctx: ReconcileContext, namespace: string, 
 /** Status fields that stay true while a reconcile fails. */
 function keptStatus(branch: Branch): Omit<BranchStatus, 'conditions' | 'observedGeneration'> {
   const s = branch.status ?? {};
-  return { secretName: s.secretName, keyRotatedAt: s.keyRotatedAt, previousKeyValidUntil: s.previousKeyValidUntil };
+  return { secretName: s.secretName, keyRotatedAt: s.keyRotatedAt, previousKeyValidUntil: s.previousKeyValidUntil, schemaVersion: s.schemaVersion };
 }
 
 interface Resolved {
@@ -71,9 +72,8 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
   const tenantId = tenant.metadata.name ?? '';
   const id = branch.metadata.name ?? '';
   const ns = branch.metadata.namespace ?? '';
-  if (!(await store.getTenant(tenantId))) {
-    throw new ReconcileFailure(Reason.TenantNotReady, `Tenant ${tenantId} is not in the hub database yet`);
-  }
+  const tenantRow = await store.getTenant(tenantId);
+  if (!tenantRow) throw new ReconcileFailure(Reason.TenantNotReady, `Tenant ${tenantId} is not in the hub database yet`);
   const wantStatus = branch.spec.suspended ? 'suspended' : 'active';
   const rotate = branch.spec.credentials.rotate ?? '';
   const grace = branch.spec.credentials.gracePeriodSeconds;
@@ -143,16 +143,30 @@ async function ensureBranch(ctx: ReconcileContext, branch: Branch): Promise<Outc
   const desired = renderCredentials(branch, { hubUrl: hubEndpoint(hub), apiKey, rotate });
   if (!secretUpToDate(secret, desired)) await ctx.api.apply(SECRETS, desired);
 
-  await publishStatus<BranchStatus>(ctx, BRANCHES, branch, statusFields(row, desired), {
+  const schema = await schemaProgress(store, tenantRow, id);
+  await publishStatus<BranchStatus>(ctx, BRANCHES, branch, { ...statusFields(row, desired), schemaVersion: schema.version }, {
     status: 'True',
     reason: branch.spec.suspended ? Reason.Suspended : Reason.Ready,
     message: branch.spec.suspended
       ? 'suspended: the branch cannot sign in'
-      : `registered with tenant ${tenantId}; credentials in Secret ${desired.metadata.name}`,
+      : `registered with tenant ${tenantId}; credentials in Secret ${desired.metadata.name}${schema.behind > 0 ? `; ${schema.behind} schema change(s) not applied yet` : ''}`,
   });
-  // Come back when the previous key expires, so the status stops showing it.
+  // Come back when the previous key expires, so the status stops showing it; and, while the
+  // branch has schema changes to apply, to show its progress.
   const until = row.previousKeyValidUntil?.getTime();
-  return until !== undefined ? { requeueAfterMs: Math.max(1000, until - ctx.now().getTime() + 1000) } : {};
+  const waits = [until !== undefined ? Math.max(1000, until - ctx.now().getTime() + 1000) : Infinity, schema.behind > 0 ? SCHEMA_PROGRESS_MS : Infinity];
+  const next = Math.min(...waits);
+  return Number.isFinite(next) ? { requeueAfterMs: next } : {};
+}
+
+/** How often the status of a branch behind its tenant's schema is refreshed. */
+const SCHEMA_PROGRESS_MS = 10_000;
+
+async function schemaProgress(store: HubStore, tenant: TenantRow, branch: string): Promise<{ version: number | undefined; behind: number }> {
+  const [latest, versions] = await Promise.all([latestSchemaVersion(store.pool, tenant), branchSchemaVersions(store.pool, tenant, branch)]);
+  // A branch that never connected has no position yet: it starts from a snapshot at the latest.
+  const version = versions.get(branch);
+  return { version, behind: version === undefined ? 0 : latest - version };
 }
 
 function statusFields(row: BranchRow, secret: CredentialsSecret): Omit<BranchStatus, 'conditions' | 'observedGeneration'> {

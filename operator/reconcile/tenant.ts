@@ -8,6 +8,7 @@ import type { Outcome, ReconcileContext } from './context.js';
 import { ReconcileFailure, toFailure } from './errors.js';
 import { addFinalizer, hasFinalizer, removeFinalizer } from './finalizer.js';
 import { migrateHubDatabase } from './migrate.js';
+import { publishSchemaChanges } from './schema-changes.js';
 import { publishStatus } from './status.js';
 
 export async function reconcileTenant(ctx: ReconcileContext, namespace: string, name: string): Promise<Outcome | void> {
@@ -25,7 +26,7 @@ export async function reconcileTenant(ctx: ReconcileContext, namespace: string, 
   } catch (err) {
     const failure = toFailure(err);
     const s = tenant.status ?? {};
-    await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: s.schema, branches: s.branches }, {
+    await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: s.schema, branches: s.branches, schemaVersion: s.schemaVersion }, {
       status: 'False',
       reason: failure.reason,
       message: failure.message,
@@ -38,6 +39,11 @@ function hubOf(ctx: ReconcileContext, tenant: Tenant): Hub | undefined {
   return ctx.caches.hubs.get(tenant.metadata.namespace ?? '', tenant.spec.hubRef.name);
 }
 
+function branchesOf(ctx: ReconcileContext, tenant: Tenant) {
+  const ns = tenant.metadata.namespace;
+  return ctx.caches.branches.list().filter((b) => b.metadata.namespace === ns && b.spec.tenantRef.name === tenant.metadata.name);
+}
+
 async function ensureTenant(ctx: ReconcileContext, tenant: Tenant): Promise<void> {
   const id = tenant.metadata.name ?? '';
   const hub = hubOf(ctx, tenant);
@@ -47,14 +53,19 @@ async function ensureTenant(ctx: ReconcileContext, tenant: Tenant): Promise<void
   const { tenant: row, created, changed } = await store.ensureTenant(id, storeTenantSpec(tenant.spec));
   if (created) ctx.events.record(tenant, 'Normal', 'TenantCreated', `tenant ${id} and its schema ${row.schemaName} created in the hub database`);
   else if (changed) ctx.events.record(tenant, 'Normal', 'TenantUpdated', `tenant ${id} updated in the hub database (${row.status})`);
+  const before = tenant.status?.schemaVersion ?? 0;
+  const schemaVersion = await publishSchemaChanges(ctx, store, tenant, row);
+  // Their status shows the version they reached against the latest.
+  if (schemaVersion !== before) for (const b of branchesOf(ctx, tenant)) ctx.enqueue('Branch', b.metadata.namespace ?? '', b.metadata.name ?? '');
   const branches = await store.countBranches(id);
   const limit = row.maxBranches === null ? '' : ` of at most ${row.maxBranches}`;
-  await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: row.schemaName, branches }, {
+  const version = schemaVersion > 0 ? `, schema version ${schemaVersion}` : '';
+  await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: row.schemaName, branches, schemaVersion }, {
     status: 'True',
     reason: tenant.spec.suspended ? Reason.Suspended : Reason.Ready,
     message: tenant.spec.suspended
-      ? `suspended: its branches cannot sign in (schema ${row.schemaName}, ${branches} branches${limit})`
-      : `schema ${row.schemaName}, ${branches} branches${limit}`,
+      ? `suspended: its branches cannot sign in (schema ${row.schemaName}, ${branches} branches${limit}${version})`
+      : `schema ${row.schemaName}, ${branches} branches${limit}${version}`,
   });
 }
 
@@ -84,7 +95,7 @@ async function finalizeTenant(ctx: ReconcileContext, tenant: Tenant): Promise<Ou
     if (isNotFound(err)) return;
     const failure = toFailure(err);
     const s = tenant.status ?? {};
-    await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: s.schema, branches: s.branches }, {
+    await publishStatus<TenantStatus>(ctx, TENANTS, tenant, { schema: s.schema, branches: s.branches, schemaVersion: s.schemaVersion }, {
       status: 'False',
       reason: Reason.Deleting,
       message: `cannot apply deletionPolicy ${policy} yet (${failure.reason}): ${failure.message}`,

@@ -174,4 +174,24 @@ describe('schema changes through the hub', { timeout: 240_000 }, () => {
       { version: 2, outcome: 'applied' },
     ]);
   });
+
+  it('publishes a named change once: the same name and SQL again is a no-op, other SQL a conflict', async () => {
+    const sql = 'CREATE INDEX item_amount_idx ON public.item (amount);';
+    const first = await api('POST', '/admin/tenants/acme/schema', { sql, name: 'qty-index' });
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    expect(first.body).toMatchObject({ version: 3, created: true });
+    const again = await api('POST', '/admin/tenants/acme/schema', { sql, name: 'qty-index' });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ version: 3, offset: first.body.offset, created: false });
+    const other = await api('POST', '/admin/tenants/acme/schema', { sql: 'CREATE INDEX item_amount2_idx ON public.item (amount);', name: 'qty-index' });
+    expect(other.status).toBe(409);
+    expect(other.body.error.message).toContain('"qty-index" was published as version 3 with other SQL');
+    const listing = await api('GET', '/admin/tenants/acme/schema');
+    expect(listing.body.changes.map((c: { version: number; name: string | null }) => [c.version, c.name])).toEqual([
+      [1, null],
+      [2, null],
+      [3, 'qty-index'],
+    ]);
+    await expect.poll(async () => (await versionAt(a)).version, { timeout: 30_000 }).toBe(3);
+  });
 });

@@ -63,7 +63,7 @@ describe.skipIf(skipEnvtest)('CRDs', () => {
     expect(branch.spec).toEqual({ tenantRef: { name: 'defaults' }, suspended: false, credentials: { gracePeriodSeconds: 3600 } });
   });
 
-  it('show Ready, replicas, branches and age as printer columns', async () => {
+  it('show Ready, replicas, branches, schema versions and age as printer columns', async () => {
     const table = await env.cp.admin.client.request<{ columnDefinitions: { name: string }[] }>({
       method: 'GET',
       path: resourcePath(HUBS, ns),
@@ -75,7 +75,13 @@ describe.skipIf(skipEnvtest)('CRDs', () => {
       path: resourcePath(TENANTS, ns),
       accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
     });
-    expect(tenants.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Ready', 'Hub', 'Branches', 'Max', 'Suspended', 'Schema', 'Reason', 'Age']);
+    expect(tenants.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Ready', 'Hub', 'Branches', 'Max', 'Suspended', 'Schema-Version', 'Schema', 'Reason', 'Age']);
+    const branches = await env.cp.admin.client.request<{ columnDefinitions: { name: string }[] }>({
+      method: 'GET',
+      path: resourcePath(BRANCHES, ns),
+      accept: 'application/json;as=Table;v=v1;g=meta.k8s.io',
+    });
+    expect(branches.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Ready', 'Tenant', 'Suspended', 'Groups', 'Schema', 'Secret', 'Key-Rotated', 'Reason', 'Age']);
   });
 
   describe('reject', () => {

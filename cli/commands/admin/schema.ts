@@ -18,7 +18,7 @@ function readSql(file: string): string {
 
 interface Listing {
   version: number;
-  changes: { version: number; description: string | null; statements: { kind: string; table: string | null }[]; published_at: string }[];
+  changes: { version: number; name: string | null; description: string | null; statements: { kind: string; table: string | null }[]; published_at: string }[];
   branches: { id: string; schema_version: number; pending: number }[];
 }
 
@@ -27,8 +27,8 @@ function listingText(body: Listing): string {
     body.changes.length === 0
       ? '(no schema changes yet)\n'
       : table(
-          ['VERSION', 'PUBLISHED', 'STATEMENTS', 'DESCRIPTION'],
-          body.changes.map((c) => [String(c.version), c.published_at, c.statements.map((s) => `${s.kind}${s.table ? ` ${s.table}` : ''}`).join(', '), c.description ?? '-']),
+          ['VERSION', 'NAME', 'PUBLISHED', 'STATEMENTS', 'DESCRIPTION'],
+          body.changes.map((c) => [String(c.version), c.name ?? '-', c.published_at, c.statements.map((s) => `${s.kind}${s.table ? ` ${s.table}` : ''}`).join(', '), c.description ?? '-']),
         );
   const branches = table(
     ['BRANCH', 'SCHEMA', 'PENDING'],
@@ -40,20 +40,22 @@ function listingText(body: Listing): string {
 export const schemaCommands: Commands = {
   apply: {
     args: ['<tenant>', '<file.sql>'],
-    flags: { description: value('<text>'), 'allow-unknown-tables': SWITCH },
+    flags: { name: value('<name>'), description: value('<text>'), 'allow-unknown-tables': SWITCH },
     summary: 'publish the migration in <file.sql> to every branch of the tenant, in order with the data (supported statements only; see docs/sync-semantics.md)',
     run: async (inv) => {
       const tenant = arg(inv, 0);
       const description = inv.flags.value('description');
+      const name = inv.flags.value('name');
       const body = {
         sql: readSql(arg(inv, 1)),
+        ...(name === undefined ? {} : { name }),
         ...(description === undefined ? {} : { description }),
         ...(inv.flags.has('allow-unknown-tables') ? { allow_unknown_tables: true } : {}),
       };
       return {
         body: await inv.client.request('POST', `${tenantPath(tenant)}/schema`, body),
-        human: (r: { version: number; offset: number; statements: { kind: string; table: string | null }[] }) =>
-          `published schema version ${r.version} of tenant ${tenant} at log offset ${r.offset}: ${r.statements.map((s) => `${s.kind}${s.table ? ` ${s.table}` : ''}`).join(', ')}\n` +
+        human: (r: { version: number; offset: number; statements: { kind: string; table: string | null }[]; created: boolean }) =>
+          `${r.created ? 'published' : 'already published as'} schema version ${r.version} of tenant ${tenant} at log offset ${r.offset}: ${r.statements.map((s) => `${s.kind}${s.table ? ` ${s.table}` : ''}`).join(', ')}\n` +
           `each branch applies it when it reaches it; hub-broker admin schema list ${tenant} shows where they are\n`,
       };
     },

@@ -79,6 +79,20 @@ describe('hub-broker admin', () => {
     expect((await admin(['tenant', 'show', 'acme'])).out).toMatch(/branches: +0/);
   });
 
+  it('publishes a schema change from a file once per name, and lists it', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'hub-broker-cli-')), 'add-points.sql');
+    writeFileSync(file, 'ALTER TABLE public.customer ADD COLUMN points integer NOT NULL DEFAULT 0;\n');
+    expect((await admin(['tenants', 'create', 'migrating'])).code).toBe(0);
+    const first = await admin(['schema', 'apply', 'migrating', file, '--name', 'add-points', '--description', 'loyalty points']);
+    expect(first).toMatchObject({ code: 0, err: '' });
+    expect(first.out).toMatch(/^published schema version 1 of tenant migrating at log offset \d+: add_column public\.customer$/m);
+    const again = await admin(['schema', 'apply', 'migrating', file, '--name', 'add-points']);
+    expect(again.out).toMatch(/^already published as schema version 1 of tenant migrating/m);
+    const list = await admin(['schema', 'list', 'migrating']);
+    expect(list.out.split('\n')[0]).toMatch(/^VERSION +NAME +PUBLISHED +STATEMENTS +DESCRIPTION$/);
+    expect(list.out).toMatch(/^1 +add-points +\S+ +add_column public\.customer +loyalty points$/m);
+  });
+
   it('prints a new branch’s API key exactly once, with a note, and the key works', async () => {
     const r = await admin(['branches', 'create', 'acme', 'store-1']);
     expect(r).toMatchObject({ code: 0, err: '' });

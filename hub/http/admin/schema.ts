@@ -11,6 +11,12 @@ import { NoQuery, requireTenant } from './tenants.js';
 
 export const PostSchemaBody = z.strictObject({
   sql: z.string().min(1),
+  /** As a Tenant resource's spec.schemaChanges[].name: publishing the same name and SQL again is a no-op. */
+  name: z
+    .string()
+    .max(100)
+    .regex(/^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/, 'lowercase letters, digits, -, . and _, starting and ending with a letter or digit')
+    .optional(),
   description: z.string().max(1024).optional(),
   allow_unknown_tables: z.boolean().optional(),
 });
@@ -25,7 +31,7 @@ export function schemaRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
       status: 200,
       body: {
         version: latest,
-        changes: changes.map((c) => ({ version: c.version, offset: c.offset, description: c.description, statements: c.statements, published_by: c.publishedBy, published_at: c.publishedAt })),
+        changes: changes.map((c) => ({ version: c.version, name: c.name, offset: c.offset, description: c.description, statements: c.statements, published_by: c.publishedBy, published_at: c.publishedAt })),
         branches: [...versions].sort(([a], [b]) => a.localeCompare(b)).map(([id, version]) => ({ id, schema_version: version, pending: latest - version })),
       },
     };
@@ -37,13 +43,16 @@ export function schemaRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
     const t = await requireTenant(store, param(call, 'tenant'));
     const p = await publishSchemaChange(ctx.pool, ctx.fanout, t, {
       sql: body.sql,
+      name: body.name ?? null,
       description: body.description ?? null,
       allowUnknownTables: body.allow_unknown_tables ?? false,
       by: `admin@${call.source}`,
     });
-    await store.audit({ tenantId: t.id, event: 'schema.publish', source: 'admin', detail: { version: p.version, offset: p.offset, statements: p.statements.map((s) => s.kind) } });
+    const reply = { version: p.version, offset: p.offset, statements: p.statements, created: p.created };
+    if (!p.created) return { status: 200, body: reply };
+    await store.audit({ tenantId: t.id, event: 'schema.publish', source: 'admin', detail: { version: p.version, offset: p.offset, name: body.name ?? null, statements: p.statements.map((s) => s.kind) } });
     ctx.logger.info({ tenant: t.id, version: p.version, offset: p.offset }, 'schema change published');
-    return { status: 201, body: { version: p.version, offset: p.offset, statements: p.statements } };
+    return { status: 201, body: reply };
   };
 
   return [{ path: '/admin/tenants/:tenant/schema', methods: { GET: list, POST: publish } }];
