@@ -15,7 +15,7 @@
  * Runs under `flock /tmp/hub-broker-bench.lock` (taken here unless HUB_BENCH_LOCKED=1), so
  * benchmarks on a shared machine never overlap. Every database it creates is dropped at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { agentCommand, startAgentProcess } from './lib/agent-process.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,6 +29,7 @@ import { cleanupAll, cpuSeconds, createDatabase, freePort, HubProcess, onCleanup
 import { machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 import { runUnderBenchLock } from './lib/bench-lock.js';
 import { runTpcb, tpcbSection, tpcbTables, type TpcbResult } from './sync-tpcb.js';
+import { pgbench as runPgbench } from '../test/support/pgbench.js';
 
 const TENANT = 'bench';
 const BRANCHES = ['a', 'b', 'c'] as const;
@@ -278,19 +279,8 @@ interface PhaseResult {
   readonly cpu: Readonly<Record<string, number>>;
 }
 
-function pgbench(url: string, script: string, seconds: number, txRate: number | undefined): Promise<string> {
-  const u = new URL(url);
-  const args = ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(seconds), '-f', script, '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres')];
-  if (txRate !== undefined) args.push('-R', String(txRate));
-  args.push(u.pathname.slice(1));
-  return new Promise((resolve, reject) => {
-    const p = track(spawn('pgbench', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    p.once('error', reject);
-    p.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`pgbench failed (${code}):\n${out}`))));
-  });
+async function pgbench(url: string, script: string, seconds: number, txRate: number | undefined): Promise<string> {
+  return (await runPgbench(url, { clients: CLIENTS, seconds, ...(txRate === undefined ? {} : { rate: txRate }), script: { file: script }, track })).output;
 }
 
 async function runPhase(s: Setup, o: Options, workload: Workload, offered: number | undefined): Promise<PhaseResult> {

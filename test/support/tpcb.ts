@@ -4,7 +4,9 @@
  * needs one), and the tables listed in the order TPC-B updates them, which is the order the
  * apply locks them in (docs/architecture.md "Apply").
  */
-import { spawn } from 'node:child_process';
+import { pgbench, type PgbenchRun } from './pgbench.js';
+
+export type { PgbenchRun };
 
 /** The tables alone, for branches that get the rows from the hub. */
 export const TPCB_SCHEMA = `
@@ -28,28 +30,7 @@ export const TPCB_TABLES: readonly { readonly name: string; readonly pk: readonl
 /** One md5 over every synced table's rows, in key order: equal at two branches when they hold the same data. */
 export const TPCB_FINGERPRINT = `SELECT md5(${TPCB_TABLES.map((t) => `(SELECT coalesce(string_agg(x::text, ',' ORDER BY ${t.pk.map((c) => `x.${c}`).join(', ')}), '') FROM ${t.name} x)`).join(" || '|' || ")}) AS f`;
 
-export interface PgbenchRun {
-  readonly transactions: number;
-  readonly tps: number;
-  readonly output: string;
-}
-
 /** pgbench's built-in TPC-B script against `url` for `seconds`, `clients` clients, no vacuum. */
 export function tpcb(url: string, seconds: number, clients = 4): Promise<PgbenchRun> {
-  const u = new URL(url);
-  const args = ['-n', '-c', String(clients), '-j', '2', '-T', String(seconds), '-b', 'tpcb-like'];
-  args.push('-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'), u.pathname.slice(1));
-  return new Promise((resolve, reject) => {
-    const p = spawn('pgbench', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.once('error', reject);
-    p.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`pgbench failed (${code}):\n${out}`));
-      const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? Number.NaN);
-      const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
-      resolve({ transactions, tps, output: out });
-    });
-  });
+  return pgbench(url, { clients, seconds, script: { builtin: 'tpcb-like' } });
 }

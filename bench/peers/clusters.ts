@@ -1,0 +1,91 @@
+/**
+ * Throwaway PostgreSQL clusters for `npm run bench:peers`: `initdb` + `pg_ctl` as the `postgres`
+ * user (PostgreSQL refuses to run as root) on a free loopback port, trust auth,
+ * `wal_level=logical`, defaults otherwise. Stopped and removed at clean-up.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { freePort, onCleanup } from '../lib/hub-process.js';
+
+const BIN = (() => {
+  const out = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  // pg_config may be the client's; the server binaries are beside the running server's version.
+  const dir = out.status === 0 ? out.stdout.trim() : '';
+  for (const d of [dir, '/usr/lib/postgresql/15/bin']) {
+    try {
+      if (d && statSync(join(d, 'pg_ctl')).isFile()) return d;
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error('pg_ctl not found (pg_config --bindir, /usr/lib/postgresql/15/bin)');
+})();
+
+/** Runs a PostgreSQL binary as the postgres user when this process is root. */
+function asPostgres(bin: string, args: readonly string[]): void {
+  const root = process.getuid?.() === 0;
+  const cmd = root ? 'runuser' : join(BIN, bin);
+  const argv = root ? ['-u', 'postgres', '--', join(BIN, bin), ...args] : [...args];
+  execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export interface Cluster {
+  readonly label: string;
+  readonly port: number;
+  /** A URL of database `db` in this cluster. */
+  url(db: string): string;
+  /** Creates a database (dropped with the cluster). */
+  createDatabase(name: string): Promise<string>;
+  dropDatabase(name: string): Promise<void>;
+  query(sql: string, db?: string): Promise<void>;
+}
+
+export async function startCluster(label: string, settings: Readonly<Record<string, string>> = {}): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), `hub-broker-peers-${label}-`));
+  if (process.getuid?.() === 0) {
+    const pgUser = execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim();
+    const pgGroup = execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim();
+    chownSync(dir, Number(pgUser), Number(pgGroup));
+  }
+  const data = join(dir, 'data');
+  const port = await freePort();
+  asPostgres('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const options = { wal_level: 'logical', listen_addresses: '127.0.0.1', port: String(port), unix_socket_directories: dir, ...settings };
+  const o = Object.entries(options)
+    .map(([k, v]) => `-c ${k}=${v}`)
+    .join(' ');
+  const log = join(dir, 'postgres.log');
+  asPostgres('pg_ctl', ['-D', data, '-l', log, '-o', o, '-w', '-t', '60', 'start']);
+  onCleanup(() => {
+    try {
+      asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      /* already stopped */
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
+  const query = async (sql: string, db = 'postgres') => {
+    const c = new pg.Client({ connectionString: url(db) });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    label,
+    port,
+    url,
+    query,
+    createDatabase: async (name) => {
+      await query(`CREATE DATABASE "${name}"`);
+      return url(name);
+    },
+    dropDatabase: (name) => query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
+}
