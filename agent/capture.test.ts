@@ -83,6 +83,31 @@ describe('capture', () => {
     expect(rows).toEqual([{ vv: { b1: 4 }, deleted: true, origin: 'b1' }]);
   });
 
+  it('captures every row of a multi-row insert, upsert or COPY once, each with its own version', async () => {
+    await pool.query(`INSERT INTO item (id, name) SELECT g, 'n' || g FROM generate_series(1, 3) g`);
+    // A deleted row's version lives on: inserting the key again counts on from it.
+    await pool.query(`DELETE FROM item WHERE id = 2`);
+    await pool.query(`INSERT INTO item (id, name) VALUES (2, 'again'), (4, 'four') ON CONFLICT (id) DO NOTHING`);
+    await pool.query(`INSERT INTO item (id, name) VALUES (1, 'up'), (5, 'five') ON CONFLICT (id) DO UPDATE SET name = excluded.name`);
+    // (COPY FROM PROGRAM needs a superuser, as the tests' user postgres is.)
+    await pool.query(`COPY item (id, name) FROM PROGRAM 'printf "6\\tsix\\n7\\tseven\\n"'`);
+    const cs = await captured();
+    expect(cs.map((c) => [c.op, c.pk.id, c.row?.name ?? null, c.vv.b1])).toEqual([
+      ['insert', '1', 'n1', 1],
+      ['insert', '2', 'n2', 1],
+      ['insert', '3', 'n3', 1],
+      ['delete', '2', null, 2],
+      ['insert', '2', 'again', 3],
+      ['insert', '4', 'four', 1],
+      ['update', '1', 'up', 2],
+      ['insert', '5', 'five', 1],
+      ['insert', '6', 'six', 1],
+      ['insert', '7', 'seven', 1],
+    ]);
+    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM hubsync.row_version WHERE NOT deleted`);
+    expect(rows[0]?.n).toBe(7);
+  });
+
   it('does not capture an UPDATE that changes nothing', async () => {
     await pool.query(`INSERT INTO item (id, name, doc) VALUES (1, 'a', '{"x": 1}')`);
     await pool.query(`UPDATE item SET name = 'a', doc = doc WHERE id = 1`);

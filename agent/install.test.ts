@@ -67,8 +67,10 @@ describe('install', () => {
     expect(report.added).toEqual(['shop.customer', 'shop.orders']);
     expect(await triggers()).toEqual([
       'customer:hubsync_capture',
+      'customer:hubsync_capture_insert',
       'customer:hubsync_no_truncate',
       'orders:hubsync_capture',
+      'orders:hubsync_capture_insert',
       'orders:hubsync_no_truncate',
     ]);
     const tables = await loadInstalledTables(pool);
@@ -107,8 +109,10 @@ describe('install', () => {
     expect(r.removed).toEqual(['shop.customer']);
     expect(await triggers()).toEqual([
       'Mixed Case:hubsync_capture',
+      'Mixed Case:hubsync_capture_insert',
       'Mixed Case:hubsync_no_truncate',
       'orders:hubsync_capture',
+      'orders:hubsync_capture_insert',
       'orders:hubsync_no_truncate',
     ]);
     // In configuration order: applies lock rows table by table in this order.
@@ -133,7 +137,7 @@ describe('install', () => {
   it('a refused re-install keeps the previous installation as it was', async () => {
     await install(pool, { ...ids, tables: [{ name: 'shop.customer' }] });
     await refusal(install(pool, { ...ids, tables: [{ name: 'shop.orders' }, { name: 'shop.nokey' }] }));
-    expect(await triggers()).toEqual(['customer:hubsync_capture', 'customer:hubsync_no_truncate']);
+    expect(await triggers()).toEqual(['customer:hubsync_capture', 'customer:hubsync_capture_insert', 'customer:hubsync_no_truncate']);
     expect([...(await loadInstalledTables(pool)).keys()]).toEqual(['shop.customer']);
   });
 

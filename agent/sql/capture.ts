@@ -20,6 +20,9 @@ import { quoteIdent, quoteLiteral, quoteTable } from './ident.js';
 import { ALREADY_PINNED, PINNED } from './types.js';
 
 export const CAPTURE_TRIGGER = 'hubsync_capture';
+/** Inserts into a plain whole-row table: one statement-level trigger over the inserted rows. */
+export const CAPTURE_INSERT_TRIGGER = 'hubsync_capture_insert';
+const NEW_ROWS = 'hubsync_new_rows';
 export const TRUNCATE_TRIGGER = 'hubsync_no_truncate';
 
 /** Name of the capture function of a table: readable, unique, within 63 bytes. */
@@ -96,6 +99,30 @@ function recordChange(tbl: string, branch: string, kind: 'insert' | 'update' | '
       ${logChange(tbl, kind, '(SELECT nvv AS vv, nhlc AS hlc) v')}
     ELSE${upsert}
     END IF;`;
+}
+
+/**
+ * The insert path of a whole-row table, set-based: every row a statement inserted (its
+ * transition table) gets its version and outbox entry in one statement, instead of two
+ * statements per row, which made multi-row inserts cost several times Bucardo's capture.
+ */
+function recordInserts(tbl: string, branch: string, rows: string): string {
+  const b = quoteLiteral(branch);
+  return `
+    WITH n AS (${rows}),
+    v AS (
+      INSERT INTO hubsync.row_version AS rv (key, tbl, pk, vv, hlc, origin, deleted)
+      SELECT ${versionKeySql(tbl, 'n.k')}, ${tbl}, n.k, ${quoteLiteral(JSON.stringify({ [branch]: 1 }))}::pg_catalog.jsonb, ${NOW_HLC}, ${b}, false FROM n
+      ON CONFLICT (key) DO UPDATE
+        SET vv = ${bumpedVv(b)},
+            hlc = greatest(excluded.hlc, rv.hlc ${op('+')} 1),
+            origin = excluded.origin,
+            deleted = excluded.deleted
+      RETURNING rv.pk, rv.vv, rv.hlc
+    )
+    INSERT INTO hubsync.change_log (tx, tbl, op, pk, "row", old, hlc, vv)
+    SELECT pg_catalog.pg_current_xact_id(), ${tbl}, 'insert', n.k, n.r, NULL, v.hlc, v.vv FROM n JOIN v ON v.pk ${op('=')} n.k;
+    SELECT w.waiting INTO asleep FROM hubsync.wake w;`;
 }
 
 /** The counter columns of `t` as a SQL text[] literal. */
@@ -177,6 +204,27 @@ CREATE OR REPLACE FUNCTION ${helper}(rec anyelement) RETURNS pg_catalog.jsonb
   LANGUAGE sql STABLE${t.pins.map((p) => `\n  SET ${quoteIdent(p)} = ${quoteLiteral(PINNED[p])}`).join('')}
 AS $hubsync$ SELECT ${jsonbOf('rec', names)} $hubsync$;`
     : '';
+  // (A transition table row is an anonymous record: the helper gets it cast to the table type, as
+  // `x.*`, since a column may be named x.)
+  // Plain tables whose rows merge whole: inserts by statement. Column-level tables stamp each
+  // row's cells, and a partitioned table's statement trigger would miss rows written to a
+  // partition directly (its row triggers are cloned onto the partitions): both stay per row.
+  const byStatement = t.relkind === 'r' && t.merge !== 'column';
+  const fastRows = `SELECT ${jsonbOf('x', t.pk)} AS k, ${jsonbOf('x', names)} AS r FROM ${NEW_ROWS} x`;
+  const statementPath = byStatement
+    ? `
+  IF TG_LEVEL ${op('=')} 'STATEMENT' THEN
+    ${
+      pinned
+        ? `IF ${t.pins.map((p) => `(${ALREADY_PINNED[p]})`).join(` AND `)} THEN${recordInserts(tbl, branch, fastRows)}
+    ELSE${recordInserts(tbl, branch, `SELECT ${keyFrom('y.r')} AS k, y.r FROM (SELECT ${helper}((x.*)::${table}) AS r FROM ${NEW_ROWS} x) y`)}
+    END IF;`
+        : recordInserts(tbl, branch, fastRows)
+    }
+    IF asleep THEN PERFORM pg_catalog.pg_notify('hubsync', ''); END IF;
+    RETURN NULL;
+  END IF;`
+    : '';
   const install = `${helperSql}
 CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
   LANGUAGE plpgsql SECURITY DEFINER
@@ -195,7 +243,7 @@ DECLARE
   nh pg_catalog.int8;
 BEGIN
   -- The apply engine sets this: changes that came from the hub are not captured again.
-  IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;
+  IF pg_catalog.current_setting('hubsync.applying', true) ${op('=')} 'on' THEN RETURN NULL; END IF;${statementPath}
   ${pinned ? `fast := ${t.pins.map((p) => `(${ALREADY_PINNED[p]})`).join(` AND `)};` : ''}
   IF TG_OP ${op('=')} 'INSERT' THEN
     ${build('NEW')}
@@ -226,8 +274,16 @@ BEGIN
   RETURN NULL;
 END
 $hubsync$;
-CREATE OR REPLACE TRIGGER ${CAPTURE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+${
+  byStatement
+    ? `CREATE OR REPLACE TRIGGER ${CAPTURE_TRIGGER} AFTER UPDATE OR DELETE ON ${table}
   FOR EACH ROW EXECUTE FUNCTION ${fn}();
+CREATE OR REPLACE TRIGGER ${CAPTURE_INSERT_TRIGGER} AFTER INSERT ON ${table}
+  REFERENCING NEW TABLE AS ${NEW_ROWS} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();`
+    : `DROP TRIGGER IF EXISTS ${CAPTURE_INSERT_TRIGGER} ON ${table};
+CREATE OR REPLACE TRIGGER ${CAPTURE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+  FOR EACH ROW EXECUTE FUNCTION ${fn}();`
+}
 ${
   t.relkind === 'r'
     ? `CREATE OR REPLACE TRIGGER ${TRUNCATE_TRIGGER} BEFORE TRUNCATE ON ${table}
@@ -239,7 +295,9 @@ ${
 
 /** Removes the triggers of a table that is no longer synced (the table may be gone already). */
 export function dropCaptureSql(table: string, functionName: string, tableExists: boolean): string {
-  const dropTruncate = tableExists ? `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${quoteTable(table)};\n` : '';
+  const dropTruncate = tableExists
+    ? `DROP TRIGGER IF EXISTS ${TRUNCATE_TRIGGER} ON ${quoteTable(table)};\nDROP TRIGGER IF EXISTS ${CAPTURE_INSERT_TRIGGER} ON ${quoteTable(table)};\n`
+    : '';
   const helper = quoteIdent(functionName.replace(/^capture_/, 'textrow_'));
   return `${dropTruncate}DROP FUNCTION IF EXISTS hubsync.${quoteIdent(functionName)}() CASCADE;\nDROP FUNCTION IF EXISTS hubsync.${helper} CASCADE;`;
 }
