@@ -10,7 +10,7 @@ import { InFlight, type HubContext } from './context.js';
 import { ControlListener } from './control.js';
 import { Directory } from './directory.js';
 import { MemoryEngine } from './engine/memory.js';
-import type { Engine } from './engine/types.js';
+import type { Engine, RedisTarget } from './engine/types.js';
 import { CLOSE } from './errors.js';
 import { TriageRelay } from './triage.js';
 import { Fanout } from './fanout.js';
@@ -45,11 +45,18 @@ export interface StartOptions {
   readonly logger?: Logger;
 }
 
+function redisTarget(c: HubConfig): RedisTarget | undefined {
+  if (c.redisUrl) return { kind: 'url', url: c.redisUrl };
+  if (!c.redisSentinels || !c.redisSentinelName) return undefined;
+  return { kind: 'sentinel', sentinels: c.redisSentinels, name: c.redisSentinelName, password: c.redisPassword, sentinelPassword: c.redisSentinelPassword };
+}
+
 async function createEngine(config: HubConfig, logger: Logger): Promise<Engine> {
-  if (!config.redisUrl) return new MemoryEngine(config.instanceId);
+  const target = redisTarget(config);
+  if (!target) return new MemoryEngine(config.instanceId);
   const { RedisEngine } = await import('./engine/redis.js');
   return new RedisEngine({
-    url: config.redisUrl,
+    target,
     prefix: config.redisPrefix,
     instanceId: config.instanceId,
     probeIntervalMs: config.probeIntervalMs,

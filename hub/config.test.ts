@@ -61,6 +61,25 @@ describe('hub configuration', () => {
     expect(errorOf(() => loadConfig({ env: BASE, argv: ['--bogus', '1'] })).setting).toBe('--bogus');
   });
 
+  it('takes Redis Sentinel instead of a Redis URL, and refuses half or both', () => {
+    const c = loadConfig({ env: { ...BASE, REDIS_SENTINELS: 's0:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'mymaster', REDIS_PASSWORD: 'pw' } });
+    expect(c).toMatchObject({
+      redisUrl: undefined,
+      redisSentinels: [
+        { host: 's0', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      redisSentinelName: 'mymaster',
+      redisPassword: 'pw',
+    });
+    expect(errorOf(() => loadConfig({ env: { ...BASE, REDIS_SENTINELS: 's0' } })).message).toBe('REDIS_SENTINELS: "s0" is not host:port');
+    expect(errorOf(() => loadConfig({ env: { ...BASE, REDIS_SENTINELS: 's0:26379' } })).message).toBe('REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS');
+    expect(errorOf(() => loadConfig({ env: { ...BASE, REDIS_SENTINELS: 's0:26379', REDIS_SENTINEL_NAME: 'm', REDIS_URL: 'redis://r' } })).message).toBe(
+      'REDIS_SENTINELS: set REDIS_URL or REDIS_SENTINELS, not both',
+    );
+    expect(errorOf(() => loadConfig({ env: { ...BASE, REDIS_PASSWORD: 'pw' } })).setting).toBe('REDIS_SENTINELS');
+  });
+
   it('turns a rate limit off with "off"', () => {
     expect(loadConfig({ env: { ...BASE, HUB_BRANCH_RATE: 'off' } }).branchRate).toBeUndefined();
   });

@@ -25,6 +25,12 @@ export interface HubConfig {
   readonly databasePoolSize: number;
   /** Absent: single-instance memory engine. */
   readonly redisUrl: string | undefined;
+  /** Instead of REDIS_URL: the primary named `redisSentinelName`, found through these sentinels. */
+  readonly redisSentinels: readonly { readonly host: string; readonly port: number }[] | undefined;
+  readonly redisSentinelName: string | undefined;
+  /** The primary's and replicas' password when found through sentinels. */
+  readonly redisPassword: string | undefined;
+  readonly redisSentinelPassword: string | undefined;
   readonly redisPrefix: string;
   readonly host: string;
   readonly port: number;
@@ -188,6 +194,18 @@ export function parseJwtKeys(raw: unknown): JwtKey[] {
   return keys;
 }
 
+/** `host:port,host:port` (IPv6 in brackets: `[::1]:26379`). */
+function hostPorts(raw: unknown): { host: string; port: number }[] {
+  const out = list(raw).map((item) => {
+    const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) throw new Reason(`"${item}" is not host:port`);
+    return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
+  });
+  if (out.length === 0) throw new Reason('needs at least one host:port');
+  return out;
+}
+
 function list(raw: unknown): string[] {
   const items = Array.isArray(raw) ? raw.map(str) : str(raw).split(',');
   return items.map((s) => s.trim()).filter((s) => s !== '');
@@ -229,6 +247,10 @@ const DEFS = [
   def('databaseUrl', 'DATABASE_URL', REQUIRED, '(required)', url('postgres', 'postgresql'), 'PostgreSQL URL of the hub database.', { required: true, secret: true }),
   def('databasePoolSize', 'HUB_DATABASE_POOL_SIZE', () => 10, '10', int(2, 1000), 'Connections in the PostgreSQL pool.'),
   def('redisUrl', 'REDIS_URL', none, '(none: memory engine, one instance)', optional(url('redis', 'rediss')), 'Redis URL; set it to run several hub instances.', { secret: true }),
+  def('redisSentinels', 'REDIS_SENTINELS', none, '(none)', optional(hostPorts), 'Redis Sentinel `host:port,…`; with REDIS_SENTINEL_NAME, instead of REDIS_URL (docs/operations.md "Redis Sentinel").'),
+  def('redisSentinelName', 'REDIS_SENTINEL_NAME', none, '(none)', optional(nonEmpty), 'Name of the primary the sentinels watch.'),
+  def('redisPassword', 'REDIS_PASSWORD', none, '(none)', optional(nonEmpty), 'Password of the Redis primary and replicas found through sentinels.', { secret: true }),
+  def('redisSentinelPassword', 'REDIS_SENTINEL_PASSWORD', none, '(none)', optional(nonEmpty), 'Password of the sentinels themselves.', { secret: true }),
   def('redisPrefix', 'REDIS_PREFIX', () => 'hb:', 'hb:', nonEmpty, 'Prefix of every Redis key and channel.'),
   def('host', 'HUB_HOST', () => '0.0.0.0', '0.0.0.0', nonEmpty, 'Address to listen on.'),
   def('port', 'HUB_PORT', () => 8080, '8080', int(0, 65535), 'Port to listen on (0 = any free port).'),
@@ -382,6 +404,11 @@ function checkConsistency(c: HubConfig): void {
   }
   if (c.sendCloseBytes <= c.sendPauseBytes) {
     throw new ConfigError('HUB_SEND_CLOSE_BYTES', `must be larger than HUB_SEND_PAUSE_BYTES (${c.sendPauseBytes})`);
+  }
+  if (c.redisSentinels && c.redisUrl) throw new ConfigError('REDIS_SENTINELS', 'set REDIS_URL or REDIS_SENTINELS, not both');
+  if (c.redisSentinels && !c.redisSentinelName) throw new ConfigError('REDIS_SENTINEL_NAME', 'is required with REDIS_SENTINELS');
+  if (!c.redisSentinels && (c.redisSentinelName || c.redisPassword || c.redisSentinelPassword)) {
+    throw new ConfigError('REDIS_SENTINELS', 'is required with REDIS_SENTINEL_NAME, REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD (with REDIS_URL, put the password in the URL)');
   }
   if (!/^[A-Za-z0-9._:-]{1,128}$/.test(c.instanceId)) {
     throw new ConfigError('HUB_INSTANCE_ID', 'must be 1-128 characters of [A-Za-z0-9._:-]');

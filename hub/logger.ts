@@ -20,6 +20,9 @@ export const REDACT_PATHS = [
   'adminToken',
   'databaseUrl',
   'redisUrl',
+  'redisPassword',
+  'redisSentinelPassword',
+  'sentinelPassword',
   '*.api_key',
   '*.apiKey',
   '*.token',
@@ -29,6 +32,9 @@ export const REDACT_PATHS = [
   '*.adminToken',
   '*.databaseUrl',
   '*.redisUrl',
+  '*.redisPassword',
+  '*.redisSentinelPassword',
+  '*.sentinelPassword',
 ];
 
 export type Logger = pino.Logger;

@@ -11,10 +11,10 @@
  * rebuilt: the PostgreSQL log is the truth, pub/sub only wakes connections up.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { BucketRequest, TakeResult } from '../rate-limit.js';
-import type { Engine, EngineHealth, HeldClaim, InstanceMessage, Location } from './types.js';
+import type { Engine, EngineHealth, HeldClaim, InstanceMessage, Location, RedisTarget } from './types.js';
 
 const CLAIM = `
 local t = redis.call('TIME')
@@ -127,7 +127,7 @@ return {1, 0, 0}
 const MAX_CARRY_BYTES = 256 * 1024;
 
 export interface RedisEngineOptions {
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly prefix: string;
   readonly instanceId: string;
   readonly probeIntervalMs: number;
@@ -143,6 +143,23 @@ type Cmd = Redis & {
   hbReassert(loc: string, genKey: string, branch: string, server: string, gen: string): Promise<number>;
   hbTake(...args: (string | number)[]): Promise<[number, number, number]>;
 };
+
+/**
+ * A client for the target. Through Sentinel, ioredis asks the sentinels for the primary on
+ * every (re)connect, and `failoverDetector` drops the connection as soon as they announce a new
+ * one, instead of waiting for the old primary's socket to time out.
+ */
+export function connectRedis(target: RedisTarget, options: RedisOptions): Redis {
+  if (target.kind === 'url') return new Redis(target.url, options);
+  return new Redis({
+    ...options,
+    sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: target.name,
+    ...(target.password === undefined ? {} : { password: target.password }),
+    ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+    failoverDetector: true,
+  });
+}
 
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
@@ -165,8 +182,8 @@ export class RedisEngine implements Engine {
     this.logger = options.logger;
     this.aliveTtlMs = options.aliveTtlMs ?? 15_000;
     const common = { lazyConnect: true, connectTimeout: 5000 };
-    this.cmd = new Redis(options.url, { ...common, maxRetriesPerRequest: 1, commandTimeout: 2000 }) as Cmd;
-    this.sub = new Redis(options.url, { ...common, maxRetriesPerRequest: null });
+    this.cmd = connectRedis(options.target, { ...common, maxRetriesPerRequest: 1, commandTimeout: 2000 }) as Cmd;
+    this.sub = connectRedis(options.target, { ...common, maxRetriesPerRequest: null });
     for (const c of [this.cmd, this.sub]) c.on('error', (err: Error) => this.logError(err));
     this.cmd.defineCommand('hbClaim', { numberOfKeys: 2, lua: CLAIM });
     this.cmd.defineCommand('hbRelease', { numberOfKeys: 1, lua: RELEASE });

@@ -115,3 +115,14 @@ export interface Engine {
   /** Drops every connection without cleaning up, as a crash would (tests). */
   kill(): void;
 }
+
+/** Where the Redis engine connects: one endpoint, or the primary that Redis Sentinel names. */
+export type RedisTarget =
+  | { readonly kind: 'url'; readonly url: string }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+      readonly name: string;
+      readonly password: string | undefined;
+      readonly sentinelPassword: string | undefined;
+    };
