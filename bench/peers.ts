@@ -19,6 +19,7 @@ import { cleanupAll, onCleanup } from './lib/hub-process.js';
 import { loadLine, machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 import { bucardo } from './peers/bucardo.js';
 import { startCluster, type Cluster } from './peers/clusters.js';
+import { FLOOR_DDL } from './peers/floor.js';
 import { hubBroker } from './peers/hub-broker.js';
 import { native } from './peers/native.js';
 import { SEEN_TRIGGER_DDL, TABLE_DDL, type Peer, type PeerName, type PeerSite } from './peers/peer.js';
@@ -83,7 +84,7 @@ function ensureBucardo(): void {
 
 // ------------------------------------------------------------------ one run of one system
 
-type Measure = 'e2e-1' | 'e2e-10' | 'source-1' | 'source-10' | 'p50' | 'p99' | 'capture-1' | 'capture-10';
+type Measure = 'e2e-1' | 'e2e-10' | 'source-1' | 'source-10' | 'p50' | 'p99' | 'capture-1' | 'capture-10' | 'floor-1' | 'floor-10';
 /** figures[measure][destinations][system] = one value per round */
 type Figures = Map<string, number[]>;
 const key = (m: Measure, dests: number, s: PeerName) => `${m}/${dests}/${s}`;
@@ -94,6 +95,8 @@ interface Clusters {
   readonly control: Cluster;
   /** The same table without any capture, in the source's cluster: the capture cost's baseline. */
   readonly plainUrl: string;
+  /** The same table with the least capture a trigger can do (bench/peers/floor.ts). */
+  readonly floorUrl: string;
 }
 
 let runs = 0;
@@ -153,6 +156,12 @@ async function measure(o: Options, c: Clusters, dir: string, figures: Figures, s
         const cost = await captureCost(site, c.plainUrl, dir, w, o.captureSeconds, o.captureRounds);
         add(w.rowsPerTx === 1 ? 'capture-1' : 'capture-10', cost.extraMicros);
         console.error(`  ${TITLE[system]}, capture, ${w.label}: ${Math.round(cost.capturedTps)} tps vs ${Math.round(cost.plainTps)} plain, +${Math.round(cost.extraMicros)} µs per transaction`);
+        if (system !== 'hub-broker') continue;
+        // Beside Hub-Broker's own: the floor of any trigger-based capture, same moment.
+        const floorSite = { ...site, source: { ...site.source, url: c.floorUrl } };
+        const floor = await captureCost(floorSite, c.plainUrl, dir, w, o.captureSeconds, o.captureRounds);
+        add(w.rowsPerTx === 1 ? 'floor-1' : 'floor-10', floor.extraMicros);
+        console.error(`  one outbox row per change (floor), ${w.label}: +${Math.round(floor.extraMicros)} µs per transaction`);
       }
     }
   } finally {
@@ -206,8 +215,13 @@ function report(o: Options, figures: Figures, started: string, load: string): { 
     rows.push({ label: `latency p99 at ${FIXED_RATE} rows/s (ms)`, m: 'p99', dests: 1, digits: 1, goal: { bucardoAtMost: 0.1, ownAtMost: 30 } });
     rows.push({ label: 'capture cost, 1-row tx (µs per tx)', m: 'capture-1', dests: 1, digits: 0, noNativeRatio: true, goal: { bucardoAtMost: 0.6 } });
     rows.push({ label: 'capture cost, 10-row tx (µs per tx)', m: 'capture-10', dests: 1, digits: 0, noNativeRatio: true, goal: { bucardoAtMost: 0.6 } });
+    if (o.systems.includes('hub-broker')) {
+      // In the Hub-Broker column: the floor (bench/peers/floor.ts), against Bucardo's capture.
+      rows.push({ label: 'floor: one outbox row per change, 1-row tx (µs per tx)', m: 'floor-1', dests: 1, digits: 0, noNativeRatio: true });
+      rows.push({ label: 'floor: one outbox row per change, 10-row tx (µs per tx)', m: 'floor-10', dests: 1, digits: 0, noNativeRatio: true });
+    }
   }
-  const get = (r: Row, s: PeerName) => figures.get(key(r.m, r.dests, s));
+  const get = (r: Row, s: PeerName) => figures.get(key(r.m, r.dests, s)) ?? (r.m.startsWith('floor') && s === 'bucardo' ? figures.get(key(r.m === 'floor-1' ? 'capture-1' : 'capture-10', r.dests, s)) : undefined);
   const table = markdownTable(
     ['measure', 'Hub-Broker', 'Bucardo', 'logical replication', 'Hub-Broker ÷ Bucardo', 'Hub-Broker ÷ logical', 'goal', 'met'],
     rows.map((r) => {
@@ -257,6 +271,9 @@ a round. Everything shares the machine's ${os.availableParallelism()} cores, the
   system's capture, beside the same table in a plain database of the same cluster, alternated
   ${o.captureRounds} times; the extra time per transaction and client (${CLIENTS}/tps with − ${CLIENTS}/tps without).
   Logical replication's capture is the WAL the server writes anyway (\`wal_level=logical\` on both).
+  The **floor** rows put, in the Hub-Broker column, the same measure of the least a trigger-based
+  capture can do (one outbox row per change from one statement-level trigger, no version, no
+  clock: bench/peers/floor.ts), measured right after Hub-Broker's, against Bucardo's capture.
 
 ${table}
 `;
@@ -284,7 +301,9 @@ async function main(): Promise<void> {
   const plainDb = 'plain';
   const plainUrl = await source.createDatabase(plainDb);
   await source.query(TABLE_DDL, plainDb);
-  const clusters: Clusters = { source, dest, control, plainUrl };
+  const floorUrl = await source.createDatabase('floor');
+  await source.query(FLOOR_DDL, 'floor');
+  const clusters: Clusters = { source, dest, control, plainUrl, floorUrl };
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-peers-'));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
 
