@@ -4,7 +4,7 @@
  * [--destinations 1,3] [--no-write]`: Hub-Broker beside Bucardo and PostgreSQL's own logical
  * replication (issue 17), same table, same pgbench scripts, same clients, on throwaway clusters
  * this script creates (source, destinations and control/hub database in three clusters,
- * `wal_level=logical`, defaults otherwise; bench/peers/clusters.ts). The systems run one after
+ * `wal_level=logical`, defaults otherwise; test/support/pg-cluster.ts). The systems run one after
  * the other, alternated (A B C A B C), so the host's drift shows as a range, and the ratios are
  * taken within a round. Needs Debian's `bucardo` and `postgresql-plperl-<version>` for Bucardo
  * (installed here when missing and this runs as root). Prints tables and replaces
@@ -18,7 +18,7 @@ import { runUnderBenchLock } from './lib/bench-lock.js';
 import { cleanupAll, onCleanup } from './lib/hub-process.js';
 import { loadLine, machineLine, markdownTable, timestamp, writeSection } from './lib/report.js';
 import { bucardo } from './peers/bucardo.js';
-import { startCluster, type Cluster } from './peers/clusters.js';
+import { startCluster as startPgCluster, type Cluster } from '../test/support/pg-cluster.js';
 import { FLOOR_DDL } from './peers/floor.js';
 import { hubBroker } from './peers/hub-broker.js';
 import { native } from './peers/native.js';
@@ -100,6 +100,13 @@ interface Clusters {
 }
 
 let runs = 0;
+
+/** A throwaway cluster, removed at clean-up. */
+async function startCluster(label: string): Promise<Cluster> {
+  const c = await startPgCluster(label);
+  onCleanup(() => c.stop());
+  return c;
+}
 
 async function makeSite(c: Clusters, dests: number): Promise<{ site: PeerSite; drop: () => Promise<void> }> {
   const runId = `r${process.pid}_${++runs}`;

@@ -3,7 +3,7 @@
  * logical replication, set up from scratch on the same databases and table for each run, so
  * every system meets the same workload (bench/peers/workload.ts).
  */
-import type { Cluster } from './clusters.js';
+import type { Cluster } from '../../test/support/pg-cluster.js';
 
 export type PeerName = 'hub-broker' | 'bucardo' | 'native';
 

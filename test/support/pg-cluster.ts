@@ -1,14 +1,15 @@
 /**
- * Throwaway PostgreSQL clusters for `npm run bench:peers`: `initdb` + `pg_ctl` as the `postgres`
- * user (PostgreSQL refuses to run as root) on a free loopback port, trust auth,
- * `wal_level=logical`, defaults otherwise. Stopped and removed at clean-up.
+ * Throwaway PostgreSQL clusters for tests that stop or restart a server (the shared one on 5432
+ * serves every other test file) and for `npm run bench:peers`: `initdb` + `pg_ctl` as the
+ * `postgres` user (PostgreSQL refuses to run as root) on a free loopback port, trust auth,
+ * `wal_level=logical`, defaults otherwise. `stop()` removes it.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, onCleanup } from '../lib/hub-process.js';
+import { freePort } from './net.js';
 
 const BIN = (() => {
   const out = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
@@ -32,6 +33,15 @@ function asPostgres(bin: string, args: readonly string[]): void {
   execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+function asPostgresAsync(bin: string, args: readonly string[]): Promise<void> {
+  const root = process.getuid?.() === 0;
+  const cmd = root ? 'runuser' : join(BIN, bin);
+  const argv = root ? ['-u', 'postgres', '--', join(BIN, bin), ...args] : [...args];
+  return new Promise((resolve, reject) => {
+    execFile(cmd, argv, (err, _stdout, stderr) => (err ? reject(new Error(`${bin} ${args.at(-1)} failed: ${stderr}`)) : resolve()));
+  });
+}
+
 export interface Cluster {
   readonly label: string;
   readonly port: number;
@@ -41,6 +51,10 @@ export interface Cluster {
   createDatabase(name: string): Promise<string>;
   dropDatabase(name: string): Promise<void>;
   query(sql: string, db?: string): Promise<void>;
+  /** A restart, as a primary that fails over or is restarted would be: every connection dropped (`-m fast`). */
+  restart(): Promise<void>;
+  /** Stops the server and removes its folder. */
+  stop(): void;
 }
 
 export async function startCluster(label: string, settings: Readonly<Record<string, string>> = {}): Promise<Cluster> {
@@ -59,14 +73,14 @@ export async function startCluster(label: string, settings: Readonly<Record<stri
     .join(' ');
   const log = join(dir, 'postgres.log');
   asPostgres('pg_ctl', ['-D', data, '-l', log, '-o', o, '-w', '-t', '60', 'start']);
-  onCleanup(() => {
+  const stop = () => {
     try {
       asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
     } catch {
       /* already stopped */
     }
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
   const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
   const query = async (sql: string, db = 'postgres') => {
     const c = new pg.Client({ connectionString: url(db) });
@@ -87,5 +101,8 @@ export async function startCluster(label: string, settings: Readonly<Record<stri
       return url(name);
     },
     dropDatabase: (name) => query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+    // Asynchronous: a hub in this process must see the outage, not a paused event loop.
+    restart: () => asPostgresAsync('pg_ctl', ['-D', data, '-l', log, '-o', o, '-m', 'fast', '-w', '-t', '60', 'restart']),
+    stop,
   };
 }
