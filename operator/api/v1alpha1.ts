@@ -26,7 +26,17 @@ export interface HubSpec {
     readonly headroom: number;
   };
   readonly database: { readonly secretRef: SecretKeyRef };
-  readonly redis?: { readonly secretRef: SecretKeyRef; readonly prefix?: string };
+  /** Exactly one of secretRef (a Redis URL) and sentinel (the CRD checks). */
+  readonly redis?: {
+    readonly secretRef?: SecretKeyRef;
+    readonly sentinel?: {
+      readonly name: string;
+      readonly sentinels: readonly string[];
+      readonly passwordSecretRef?: SecretKeyRef;
+      readonly sentinelPasswordSecretRef?: SecretKeyRef;
+    };
+    readonly prefix?: string;
+  };
   readonly jwt: { readonly secretRef: SecretKeyRef };
   readonly adminToken?: { readonly secretRef: SecretKeyRef };
   readonly publicURL?: string;

@@ -44,6 +44,28 @@ describe('renderHub', () => {
     expect(deployment.spec?.replicas).toBe(2);
   });
 
+  it('finds Redis through Sentinel when spec.redis.sentinel says so, passwords from Secrets', () => {
+    const c = renderHub(
+      hub({
+        redis: {
+          sentinel: {
+            name: 'mymaster',
+            sentinels: ['redis-sentinel-0:26379', 'redis-sentinel-1:26379'],
+            passwordSecretRef: { name: 'hub-redis', key: 'password' },
+          },
+        },
+      }),
+      input,
+    ).deployment.spec?.template.spec?.containers[0];
+    const env = c?.env ?? [];
+    expect(env.find((e) => e.name === 'REDIS_URL')).toBeUndefined();
+    expect(env.filter((e) => e.name.startsWith('REDIS_'))).toEqual([
+      { name: 'REDIS_SENTINELS', value: 'redis-sentinel-0:26379,redis-sentinel-1:26379' },
+      { name: 'REDIS_SENTINEL_NAME', value: 'mymaster' },
+      { name: 'REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'hub-redis', key: 'password' } } },
+    ]);
+  });
+
   it('passes further hub settings through spec.env, after the ones it derives', () => {
     const c = renderHub(hub({ env: [{ name: 'HUB_TRUST_PROXY', value: 'true' }] }), input).deployment.spec?.template.spec?.containers[0];
     expect(c?.env?.at(-1)).toEqual({ name: 'HUB_TRUST_PROXY', value: 'true' });

@@ -96,6 +96,14 @@ export function renderHub(hub: Hub, input: HubRenderInput): HubChildren {
     { name: 'HUB_INSTANCE_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     secretEnv('DATABASE_URL', s.database.secretRef),
     secretEnv('REDIS_URL', s.redis?.secretRef),
+    ...(s.redis?.sentinel
+      ? [
+          { name: 'REDIS_SENTINELS', value: s.redis.sentinel.sentinels.join(',') },
+          { name: 'REDIS_SENTINEL_NAME', value: s.redis.sentinel.name },
+          secretEnv('REDIS_PASSWORD', s.redis.sentinel.passwordSecretRef),
+          secretEnv('REDIS_SENTINEL_PASSWORD', s.redis.sentinel.sentinelPasswordSecretRef),
+        ]
+      : []),
     secretEnv('HUB_JWT_KEYS', s.jwt.secretRef),
     secretEnv('HUB_ADMIN_TOKEN', s.adminToken?.secretRef),
     ...(s.env ?? []).map((e) => ({ name: e.name, value: e.value })),

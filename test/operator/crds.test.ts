@@ -94,6 +94,14 @@ describe.skipIf(skipEnvtest)('CRDs', () => {
       expect(msg).toContain('spec.replicas.max must be at least spec.replicas.min');
     });
 
+    it('a Hub whose Redis is both a URL and Sentinel, or neither', async () => {
+      const both = { ...hubSpec, redis: { secretRef: { name: 'r' }, sentinel: { name: 'm', sentinels: ['s:26379'] } } };
+      expect(await rejection(HUBS, 'bothredis', both)).toContain('spec.redis needs exactly one of secretRef (a Redis URL) and sentinel');
+      expect(await rejection(HUBS, 'noredisref', { ...hubSpec, redis: { prefix: 'x:' } })).toContain('spec.redis needs exactly one of');
+      expect(await rejection(HUBS, 'badsentinel', { ...hubSpec, redis: { sentinel: { name: 'm', sentinels: ['no-port'] } } })).toContain('spec.redis.sentinel.sentinels[0]');
+      await expect(create(HUBS, 'sentinel', { ...hubSpec, replicas: { max: 3 }, redis: { sentinel: { name: 'm', sentinels: ['s-0:26379', '[::1]:26379'] } } })).resolves.toBeDefined();
+    });
+
     it('a Hub with more than one replica and no Redis', async () => {
       expect(await rejection(HUBS, 'noredis', { ...hubSpec, replicas: { max: 3 } })).toContain('spec.redis is required when spec.replicas.max > 1');
       await expect(create(HUBS, 'withredis', { ...hubSpec, replicas: { max: 3 }, redis: { secretRef: { name: 'r' } } })).resolves.toBeDefined();
