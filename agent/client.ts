@@ -260,8 +260,13 @@ class Connection {
   }
 
   private send(frame: AgentToHub): boolean {
+    return this.sendEncoded(this.codec.encode(frame));
+  }
+
+  /** A frame encoded already (a batch is encoded once: to measure it, then to send it). */
+  private sendEncoded(data: string | Uint8Array): boolean {
     if (this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(this.codec.encode(frame), { binary: this.codec.binary });
+    this.ws.send(data, { binary: this.codec.binary });
     return true;
   }
 
@@ -652,7 +657,7 @@ class Connection {
         continue;
       }
       metrics.sendBlocked.set(0);
-      if (!this.send({ type: 'sync.batch', id, batch_id: batchId, changes: [...batch.changes] })) break;
+      if (!this.sendEncoded(data)) break;
       this.inflight.add({ batchId, messageId: id, seqs: batch.seqs, sentAt: Date.now() });
       metrics.batchesSent.inc();
       metrics.changesSent.inc(batch.changes.length);
