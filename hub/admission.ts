@@ -17,11 +17,12 @@ export interface BatchSender {
 
 /** The batch's target (null: the whole tenant), or throws the refusal after counting and auditing it. */
 export async function admit(ctx: HubContext, sender: BatchSender, batch: SyncBatch, view: TenantView): Promise<string | null> {
-  let admission = admitBatch(sender, batch, view, ctx.config.maxChangesPerBatch);
+  const maxHlc = Date.now() + ctx.config.maxClockSkewMs;
+  let admission = admitBatch(sender, batch, view, ctx.config.maxChangesPerBatch, maxHlc);
   if (!admission.ok && admission.reason === 'unknown_target') {
     // The target may have been created a moment ago, ahead of its control notification.
     const fresh = await ctx.directory.reload(sender.tenantId);
-    if (fresh) admission = admitBatch(sender, batch, fresh, ctx.config.maxChangesPerBatch);
+    if (fresh) admission = admitBatch(sender, batch, fresh, ctx.config.maxChangesPerBatch, maxHlc);
   }
   if (!admission.ok) {
     await refused(ctx, sender, admission.reason, batch, view);

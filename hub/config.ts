@@ -45,6 +45,8 @@ export interface HubConfig {
   readonly tokenTtlSeconds: number;
   readonly maxFrameBytes: number;
   readonly maxChangesPerBatch: number;
+  /** A change stamped further ahead of the hub's clock is refused (`clock_ahead`). */
+  readonly maxClockSkewMs: number;
   readonly maxConnections: number;
   readonly tenantRate: Rate | undefined;
   readonly branchRate: Rate | undefined;
@@ -263,6 +265,7 @@ const DEFS = [
   def('tokenTtlSeconds', 'HUB_TOKEN_TTL_SECONDS', () => 900, '900', int(10, 86_400), 'Lifetime of a JWT issued by /auth/token.'),
   def('maxFrameBytes', 'HUB_MAX_FRAME_BYTES', () => MIB, '1048576', int(1024, 256 * MIB), 'Largest WebSocket frame accepted (bigger: close 1009).'),
   def('maxChangesPerBatch', 'HUB_MAX_CHANGES_PER_BATCH', () => 1000, '1000', int(1, 100_000), 'Most changes in one sync.batch (more: error batch_too_large).'),
+  def('maxClockSkewMs', 'HUB_MAX_CLOCK_SKEW_MS', () => 300_000, '300000', int(1000, 7 * 24 * 3_600_000), 'A change whose HLC is further ahead of the hub\'s clock is refused (error clock_ahead): a branch clock far ahead would pin its rows\' versions there.'),
   def('maxConnections', 'HUB_MAX_CONNECTIONS', () => 10_000, '10000', int(1, 10_000_000), 'Most WebSocket connections on this instance (more: HTTP 503 on upgrade).'),
   def('tenantRate', 'HUB_TENANT_RATE', () => ({ perSecond: 2000, burst: 4000 }), '2000:4000', parseRate, 'Default frames per second and burst for a tenant without its own rate limit, or `off`.'),
   def('branchRate', 'HUB_BRANCH_RATE', () => ({ perSecond: 500, burst: 1000 }), '500:1000', parseRate, 'Frames per second and burst per branch, or `off`.'),

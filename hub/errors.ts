@@ -15,6 +15,7 @@ export type HubErrorCode =
   | 'unknown_target'
   | 'forbidden_target'
   | 'forbidden_table'
+  | 'clock_ahead'
   | 'rate_limited'
   | 'snapshot_unavailable'
   | 'token_invalid'
@@ -65,6 +66,8 @@ const SPECS: Record<HubErrorCode, ErrorSpec> = {
   forbidden_target: { violation: true, http: 403 },
   // Routes changed under an agent, or one configured with a table its groups may not send: not an attack.
   forbidden_table: { violation: false, http: 403 },
+  // A branch whose clock runs fast says nothing about intent; it is refused, counted and audited.
+  clock_ahead: { violation: false, http: 400 },
   rate_limited: { violation: false, http: 429 },
   snapshot_unavailable: { violation: false, http: 503 },
   token_invalid: { violation: true, http: 401 },

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { msgpackCodec, parseAgentFrame, type AgentToHub, type Change } from '../protocol/index.js';
+import { decodeHlc, encodeHlc, msgpackCodec, parseAgentFrame, type AgentToHub, type Change } from '../protocol/index.js';
 import { fcParams } from '../protocol/testing/fc.js';
 import { agentToHubArb, changeArb, hubToAgentArb, syncBatchArb } from '../protocol/testing/arbitraries.js';
 import { useTestDatabase } from '../test/support/pg.js';
@@ -118,7 +118,13 @@ describe('fuzzing the hub with bad frames', () => {
     let seq = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(changeArb, { minLength: 1, maxLength: 5 }), async (changes) => {
-        const mine: Change[] = changes.map((c) => ({ ...c, origin: 'good', seq: ++seq }));
+        // Valid for this hub: stamped no later than its clock (HLCs beyond it get clock_ahead).
+        const now = Date.now();
+        const inTime = (hlc: string) => {
+          const t = decodeHlc(hlc);
+          return t.wall <= now ? hlc : encodeHlc({ wall: t.wall % now, logical: t.logical });
+        };
+        const mine: Change[] = changes.map((c) => ({ ...c, hlc: inTime(c.hlc), origin: 'good', seq: ++seq }));
         const id = good.id();
         good.send({ type: 'sync.batch', id, batch_id: id, changes: mine });
         const ack = await good.next('sync.ack', (a) => a.batch_id === id);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeHlc } from '../protocol/index.js';
 import { useTestDatabase } from '../test/support/pg.js';
 import type { HubApp } from './app.js';
 import * as log from './log.js';
@@ -173,6 +174,27 @@ describe('relay on one instance', () => {
     expect(audit.map((e) => e.detail?.reason)).toEqual(['self_target', 'unknown_target', 'cross_tenant']);
     const metrics = await (await fetch(`${app.url}/metrics`)).text();
     expect(metrics).toMatch(/hub_broker_routing_refusals_total\{reason="cross_tenant"[^}]*\} 1/);
+    await a.close();
+  });
+
+  it('refuses a change stamped beyond its clock plus the skew limit, stores nothing, counts and audits it', async () => {
+    const a = await open('acme', 'a');
+    for (const hlc of ['7fffffffffffffff', encodeHlc({ wall: Date.now() + 3_600_000, logical: 0 })]) {
+      const id = a.id();
+      const c = { ...change('a', 4000), hlc };
+      a.send({ type: 'sync.batch', id, batch_id: `ahead-${hlc}`, changes: [c] });
+      const e = await a.next('error', (f) => f.ref === id);
+      expect(e).toMatchObject({ code: 'clock_ahead' });
+      expect(e.message).toContain(`changes.0.hlc: ${hlc} is`);
+    }
+    const { rows } = await app.ctx.pool.query(`SELECT 1 FROM tenant_acme.log WHERE origin = 'a' AND origin_seq = 4000`);
+    expect(rows).toEqual([]);
+    const audit = await app.ctx.store.listAudit({ tenantId: 'acme', event: 'route.refused' });
+    expect(audit.filter((x) => x.detail?.reason === 'clock_ahead')).toHaveLength(2);
+    expect(await (await fetch(`${app.url}/metrics`)).text()).toMatch(/hub_broker_routing_refusals_total\{reason="clock_ahead"[^}]*\} 2/);
+    // A change stamped now still goes through on the same connection.
+    a.nextSeq = 4001;
+    expect((await a.append('a', 1)).offsets).toHaveLength(1);
     await a.close();
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TenantView } from './directory.js';
 import { admitBatch, conflictRecipient, receives, serversToNotify } from './routing.js';
+import { encodeHlc } from '../protocol/index.js';
 import { change } from './testing/harness.js';
 
 const tenant: TenantView = {
@@ -34,6 +35,14 @@ describe('routing', () => {
     expect(reason({ changes: [change('a', 1), change('a', 2)] }, 1)).toBe('batch_too_large/batch_too_large');
     expect(reason({ to: 'elsewhere' })).toBe('unknown_target/unknown_target');
     expect(reason({ to: 'a' })).toBe('self_target/forbidden_target');
+    // An HLC further ahead than the limit, up to the largest one a bigint holds.
+    const ahead = (hlc: string) => {
+      const r = admitBatch(sender, batch({ changes: [{ ...change('a', 1), hlc }] }), tenant, 10, Date.UTC(2030, 0, 1));
+      return r.ok ? 'ok' : `${r.reason}/${r.error.code}: ${r.error.message}`;
+    };
+    expect(ahead('7fffffffffffffff')).toMatch(/^clock_ahead\/clock_ahead: changes\.0\.hlc: 7fffffffffffffff is \d+ s beyond the hub's clock/);
+    expect(ahead(encodeHlc({ wall: Date.UTC(2030, 0, 1) + 1, logical: 0 }))).toMatch(/^clock_ahead/);
+    expect(ahead(encodeHlc({ wall: Date.UTC(2030, 0, 1), logical: 65535 }))).toBe('ok');
     // Schema changes come through the admin API only.
     expect(reason({ changes: [{ ...change('a', 1), table: 'hubsync.schema' }] })).toBe('forbidden_table/forbidden_table');
   });

@@ -2,7 +2,7 @@
  * Pure decisions about who may send what to whom, and who receives an appended batch.
  * Tenant and branch always come from the verified JWT; nothing here does I/O.
  */
-import type { Change, SyncBatch } from '../protocol/index.js';
+import { decodeHlc, type Change, type SyncBatch } from '../protocol/index.js';
 import { isReservedTable } from '../protocol/schema-entry.js';
 import type { TenantView } from './directory.js';
 import type { Location } from './engine/types.js';
@@ -14,7 +14,7 @@ export interface Sender {
 }
 
 /** Why a frame was refused, for metrics and the audit log. `cross_tenant` is reported as `unknown_target`. */
-export type RefusalReason = 'batch_too_large' | 'forged_origin' | 'forbidden_table' | 'hub_only_field' | 'self_target' | 'unknown_target';
+export type RefusalReason = 'batch_too_large' | 'clock_ahead' | 'forged_origin' | 'forbidden_table' | 'hub_only_field' | 'self_target' | 'unknown_target';
 
 export type Admission =
   | { readonly ok: true; readonly target: string | null }
@@ -26,12 +26,12 @@ function refuse(reason: RefusalReason, error: HubError): Admission {
 
 /**
  * Whether a batch from `sender` may be appended: not too many changes, every change from the
- * sender itself (no forged origins), and a `to` naming another branch of the
+ * sender itself (no forged origins), no HLC beyond `maxHlcWallMs`, and a `to` naming another branch of the
  * sender's own tenant. `to` is looked up in the sender's tenant only, so another tenant's
  * branch is simply unknown here. (Text PostgreSQL cannot store, NUL and lone surrogates, is
  * refused by the protocol's validation before a frame gets here.)
  */
-export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView, maxChanges: number): Admission {
+export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView, maxChanges: number, maxHlcWallMs = Number.POSITIVE_INFINITY): Admission {
   if (batch.changes.length > maxChanges) {
     return refuse('batch_too_large', new HubError('batch_too_large', `batch of ${batch.changes.length} changes exceeds ${maxChanges}`));
   }
@@ -39,6 +39,15 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
     const c = batch.changes[i] as Change;
     if (c.origin !== sender.branchId) {
       return refuse('forged_origin', new HubError('forged_origin', `changes.${i}.origin: must be the sending branch (${sender.branchId})`));
+    }
+    // An HLC stays in the row's version for good: one far ahead would hold every later write
+    // of the row at every branch behind it (and near the top of bigint, make them fail).
+    const wall = decodeHlc(c.hlc).wall;
+    if (wall > maxHlcWallMs) {
+      return refuse(
+        'clock_ahead',
+        new HubError('clock_ahead', `changes.${i}.hlc: ${c.hlc} is ${Math.round((wall - maxHlcWallMs) / 1000)} s beyond the hub's clock plus HUB_MAX_CLOCK_SKEW_MS; fix the branch's clock`),
+      );
     }
     if (c.evict !== undefined) {
       return refuse('hub_only_field', new HubError('invalid_frame', `changes.${i}.evict: set by the hub only`));

@@ -33,6 +33,7 @@ describe('docs/api.md', () => {
       unknown_target: true,
       forbidden_target: true,
       forbidden_table: true,
+      clock_ahead: true,
       rate_limited: true,
       snapshot_unavailable: true,
       token_invalid: true,
