@@ -71,10 +71,17 @@ class DatabaseThread {
     await this.ask({ type: 'stop' }, 'stopped').catch(() => undefined);
     await this.worker.terminate();
   }
+
+  /** Ends the thread at once, whatever its database is doing. */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
 export class EmbeddedDatabases {
   private readonly open = new Map<string, { thread: DatabaseThread; info: EmbeddedDatabase }>();
+  /** Every thread started, stopped or not: `kill` ends those a stop still waits for. */
+  private readonly threads = new Set<DatabaseThread>();
   /** The first database's fresh cluster, which every later one starts from (initdb once). */
   private template: Promise<ArrayBuffer> | undefined;
 
@@ -121,6 +128,7 @@ export class EmbeddedDatabases {
     }
     const input: WorkerInput = { dataDir, template };
     const thread = new DatabaseThread(newWorker(input));
+    this.threads.add(thread);
     try {
       const { url } = await thread.expect('ready');
       if (first) {
@@ -146,6 +154,15 @@ export class EmbeddedDatabases {
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.all(all.map(({ thread }) => thread.stop()));
+  }
+
+  /**
+   * Ends every database thread at once, also those a `stop` still waits for (a database busy
+   * with a long statement answers it only when done, and would write into a removed folder).
+   */
+  async kill(): Promise<void> {
+    this.open.clear();
+    await Promise.all([...this.threads].map((t) => t.kill().catch(() => undefined)));
   }
 
   /** Removes what this run created: the whole folder if it made it, else the databases in it. */

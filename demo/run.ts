@@ -189,10 +189,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   if (!finished) {
     say.fail(`shutdown did not finish within ${SHUTDOWN_LIMIT_MS / 1000} s`);
     if (code === EXIT.ok) code = EXIT.failed;
-    // A loaded machine can stop the databases slower than that: their threads end with the
-    // process, and the folder still goes.
+    // A loaded machine can stop the databases slower than that, or one is busy with a long
+    // statement: end their threads first, so none writes into the folder once it is removed.
     if (!options.keepData) {
-      await Promise.race([databases.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
+      await Promise.race([databases.kill(), new Promise((r) => setTimeout(r, 3000).unref())]);
       await databases.remove().catch(() => undefined);
     }
   }
