@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../test/support/net.js';
 import { useTestDatabase } from '../test/support/pg.js';
+import { locatedBranches } from '../test/support/redis.js';
 import type { HubApp } from './app.js';
 import { seedBranch, startTestHub, TestAgent, tokenFor, wsUrl } from './testing/harness.js';
 
@@ -41,16 +42,7 @@ describe('Redis restarting under two hub instances', () => {
     spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave']);
     await exited;
   };
-  const located = async (): Promise<Record<string, string>> => {
-    const c = new Redis({ port, lazyConnect: true });
-    await c.connect();
-    try {
-      const all = await c.hgetall(`${PREFIX}loc:acme`);
-      return Object.fromEntries(Object.entries(all).map(([b, v]) => [b, v.split('|')[0] as string]));
-    } finally {
-      c.disconnect();
-    }
-  };
+  const located = () => locatedBranches({ port }, PREFIX, 'acme');
   const listing = async (app: HubApp): Promise<{ status: number; body: { note?: string; branches: { id: string; online: boolean | null; instance: string | null }[] } }> => {
     const res = await fetch(`${app.url}/admin/tenants/acme/branches`, { headers: { authorization: `Bearer ${ADMIN}` } });
     return { status: res.status, body: (await res.json()) as never };

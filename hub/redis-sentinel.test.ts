@@ -4,9 +4,9 @@
  * instance writes to a branch on the other: every acknowledged change arrives once, the
  * location registry lives on at the promoted replica, and both instances report ready again.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../test/support/pg.js';
+import { locatedBranches } from '../test/support/redis.js';
 import { startSentinels, type SentinelSetup } from '../test/support/redis-sentinel.js';
 import type { HubApp } from './app.js';
 import { seedBranch, startTestHub, TestAgent, tokenFor, wsUrl } from './testing/harness.js';
@@ -21,16 +21,7 @@ describe('Redis Sentinel under two hub instances', () => {
   let y: TestAgent;
 
   const ready = async (app: HubApp): Promise<boolean> => (await fetch(`${app.url}/ready`)).ok;
-  const located = async (): Promise<Record<string, string>> => {
-    const c = new Redis({ sentinels: redis.sentinels, name: redis.name, lazyConnect: true });
-    await c.connect();
-    try {
-      const all = await c.hgetall(`${PREFIX}loc:acme`);
-      return Object.fromEntries(Object.entries(all).map(([b, v]) => [b, v.split('|')[0] as string]));
-    } finally {
-      c.disconnect();
-    }
-  };
+  const located = () => locatedBranches({ sentinels: redis.sentinels, name: redis.name }, PREFIX, 'acme');
   const deliveredOffsets = () => y.delivered().map(([offset]) => offset);
 
   beforeAll(async () => {

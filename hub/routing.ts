@@ -2,7 +2,7 @@
  * Pure decisions about who may send what to whom, and who receives an appended batch.
  * Tenant and branch always come from the verified JWT; nothing here does I/O.
  */
-import { decodeHlc, type Change, type SyncBatch } from '../protocol/index.js';
+import { decodeHlc, encodeHlc, MAX_LOGICAL, type Change, type SyncBatch } from '../protocol/index.js';
 import { isReservedTable } from '../protocol/schema-entry.js';
 import type { TenantView } from './directory.js';
 import type { Location } from './engine/types.js';
@@ -35,6 +35,8 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
   if (batch.changes.length > maxChanges) {
     return refuse('batch_too_large', new HubError('batch_too_large', `batch of ${batch.changes.length} changes exceeds ${maxChanges}`));
   }
+  // HLC text sorts as time does (protocol/hlc.ts): one string comparison per change.
+  const maxHlc = Number.isFinite(maxHlcWallMs) ? encodeHlc({ wall: Math.floor(maxHlcWallMs), logical: MAX_LOGICAL }) : null;
   for (let i = 0; i < batch.changes.length; i++) {
     const c = batch.changes[i] as Change;
     if (c.origin !== sender.branchId) {
@@ -42,12 +44,9 @@ export function admitBatch(sender: Sender, batch: SyncBatch, tenant: TenantView,
     }
     // An HLC stays in the row's version for good: one far ahead would hold every later write
     // of the row at every branch behind it (and near the top of bigint, make them fail).
-    const wall = decodeHlc(c.hlc).wall;
-    if (wall > maxHlcWallMs) {
-      return refuse(
-        'clock_ahead',
-        new HubError('clock_ahead', `changes.${i}.hlc: ${c.hlc} is ${Math.round((wall - maxHlcWallMs) / 1000)} s beyond the hub's clock plus HUB_MAX_CLOCK_SKEW_MS; fix the branch's clock`),
-      );
+    if (maxHlc !== null && c.hlc > maxHlc) {
+      const ahead = Math.round((decodeHlc(c.hlc).wall - maxHlcWallMs) / 1000);
+      return refuse('clock_ahead', new HubError('clock_ahead', `changes.${i}.hlc: ${c.hlc} is ${ahead} s beyond the hub's clock plus HUB_MAX_CLOCK_SKEW_MS; fix the branch's clock`));
     }
     if (c.evict !== undefined) {
       return refuse('hub_only_field', new HubError('invalid_frame', `changes.${i}.evict: set by the hub only`));

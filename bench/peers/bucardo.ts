@@ -19,7 +19,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import { queryOnce as sql } from '../../test/support/pg-cluster.js';
 import { onCleanup, sleep } from '../lib/hub-process.js';
 import type { Peer, PeerRun, PeerSite } from './peer.js';
 
@@ -184,19 +184,9 @@ function dbArgs(url: string): string[] {
   return args;
 }
 
-async function sql(url: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query(text, values);
-  } finally {
-    await c.end();
-  }
-}
-
 async function count(url: string, payload: string): Promise<number> {
-  const r = await sql(url, 'SELECT count(*)::int AS n FROM public.peer_item WHERE payload = $1', [payload]);
-  return (r.rows[0] as { n: number }).n;
+  const rows = await sql<{ n: number }>(url, 'SELECT count(*)::int AS n FROM public.peer_item WHERE payload = $1', [payload]);
+  return rows[0]?.n ?? 0;
 }
 
 function mcpPid(dir: string): number | undefined {

@@ -2,20 +2,10 @@
  * PostgreSQL's own logical replication: a publication at the source, one subscription per
  * destination (copy_data off: the tables start empty), default settings otherwise.
  */
-import pg from 'pg';
+import { queryOnce as run } from '../../test/support/pg-cluster.js';
 import { sleep } from '../lib/hub-process.js';
 import type { Peer, PeerRun, PeerSite } from './peer.js';
 import { waitReplicating } from './probe.js';
-
-async function run(url: string, sql: string): Promise<pg.QueryResultRow[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(sql)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 export const native: Peer = {
   name: 'native',

@@ -1,17 +1,7 @@
 /** Waits until replication carries a row from the source to every destination (rows with client -1 are probes, never counted). */
-import pg from 'pg';
+import { queryOnce as once } from '../../test/support/pg-cluster.js';
 import { sleep } from '../lib/hub-process.js';
 import type { PeerSite } from './peer.js';
-
-async function once<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 export async function waitReplicating(site: PeerSite, what: string, timeoutMs = 60_000, describe: () => string = () => ''): Promise<void> {
   const [row] = await once<{ id: string }>(site.source.url, `INSERT INTO public.peer_item (client, qty, payload) VALUES (-1, 0, 'probe') RETURNING id::text`);

@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { queryOnce } from '../../test/support/pg-cluster.js';
 import { pgbench } from '../../test/support/pgbench.js';
 import { sleep, track } from '../lib/hub-process.js';
 import type { PeerSite } from './peer.js';
@@ -39,14 +40,8 @@ export function scriptFile(dir: string, w: Workload): string {
 }
 
 async function scalar(url: string, sql: string, params: unknown[] = []): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ v: string | null }>(sql, params);
-    return Number(rows[0]?.v ?? 0);
-  } finally {
-    await c.end();
-  }
+  const rows = await queryOnce<{ v: string | null }>(url, sql, params);
+  return Number(rows[0]?.v ?? 0);
 }
 
 const maxId = (url: string) => scalar(url, `SELECT coalesce(max(id), 0)::text AS v FROM public.peer_item`);

@@ -25,21 +25,32 @@ const BIN = (() => {
   throw new Error('pg_ctl not found (pg_config --bindir, /usr/lib/postgresql/15/bin)');
 })();
 
-/** Runs a PostgreSQL binary as the postgres user when this process is root. */
+/** A PostgreSQL binary's command line, run as the postgres user when this process is root. */
+function postgresCommand(bin: string, args: readonly string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', join(BIN, bin), ...args]] : [join(BIN, bin), [...args]];
+}
+
 function asPostgres(bin: string, args: readonly string[]): void {
-  const root = process.getuid?.() === 0;
-  const cmd = root ? 'runuser' : join(BIN, bin);
-  const argv = root ? ['-u', 'postgres', '--', join(BIN, bin), ...args] : [...args];
+  const [cmd, argv] = postgresCommand(bin, args);
   execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function asPostgresAsync(bin: string, args: readonly string[]): Promise<void> {
-  const root = process.getuid?.() === 0;
-  const cmd = root ? 'runuser' : join(BIN, bin);
-  const argv = root ? ['-u', 'postgres', '--', join(BIN, bin), ...args] : [...args];
+  const [cmd, argv] = postgresCommand(bin, args);
   return new Promise((resolve, reject) => {
     execFile(cmd, argv, (err, _stdout, stderr) => (err ? reject(new Error(`${bin} ${args.at(-1)} failed: ${stderr}`)) : resolve()));
   });
+}
+
+/** One statement on a connection of its own (opened and closed around it). */
+export async function queryOnce<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
 }
 
 export interface Cluster {
@@ -83,13 +94,7 @@ export async function startCluster(label: string, settings: Readonly<Record<stri
   };
   const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
   const query = async (sql: string, db = 'postgres') => {
-    const c = new pg.Client({ connectionString: url(db) });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
+    await queryOnce(url(db), sql);
   };
   return {
     label,

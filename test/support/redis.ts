@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll } from 'vitest';
 
 export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -30,4 +30,16 @@ export function useRedisPrefix(label = 'r'): string {
   const prefix = newRedisPrefix(label);
   afterAll(() => deleteRedisPrefix(prefix));
   return prefix;
+}
+
+/** Where the hub's location registry under `prefix` says each branch of `tenant` is: branch → instance. */
+export async function locatedBranches(options: RedisOptions, prefix: string, tenant: string): Promise<Record<string, string>> {
+  const c = new Redis({ ...options, lazyConnect: true });
+  await c.connect();
+  try {
+    const all = await c.hgetall(`${prefix}loc:${tenant}`);
+    return Object.fromEntries(Object.entries(all).map(([b, v]) => [b, v.split('|')[0] as string]));
+  } finally {
+    c.disconnect();
+  }
 }
