@@ -37,7 +37,8 @@ export function pgbench(url: string, o: PgbenchOptions): Promise<PgbenchRun> {
     p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     p.once('error', reject);
-    p.once('exit', (code) => {
+    // 'close', not 'exit': the report on stdout may still be unread when the process exits.
+    p.once('close', (code) => {
       if (code !== 0) return reject(new Error(`pgbench failed (${code}):\n${out}`));
       const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? Number.NaN);
       const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
