@@ -23,7 +23,8 @@ import { parseHubFrame } from '../protocol/validate.js';
 import type { ApplyEngine, ApplyResult } from './apply/engine.js';
 import { SchemaBlocked } from './schema/apply.js';
 import { schemaRetryDelay } from './schema/plan.js';
-import { closeAction, deadAfter, HANDSHAKE_TIMEOUT_MS, reconnectDelay, refreshDelay, type CloseAction } from './backoff.js';
+import { closeAction, deadAfter, HANDSHAKE_TIMEOUT_MS, reconnectDelay, type CloseAction } from './backoff.js';
+import { catalogReport } from './catalog-report.js';
 import { hubEndpoints, type AgentConfig, type HubEndpoints } from './config.js';
 import { InFlight, nextBatchCap } from './in-flight.js';
 import type { AgentMetrics } from './metrics.js';
@@ -34,6 +35,7 @@ import { sendableTables } from './send-tables.js';
 import { ConflictLog } from './conflict-log.js';
 import { databaseReportPacer, type ReportPacer } from './report-pacer.js';
 import { SnapshotReceiver, type SnapshotProgress } from './snapshot.js';
+import { TokenRefresher } from './token-refresher.js';
 import { TokenSource } from './token-source.js';
 import { TokenError, trustedCas, type TokenGrant } from './token.js';
 import { WakeFlag } from './wake.js';
@@ -209,13 +211,11 @@ class Connection {
   /** Deliveries queued behind the apply in progress, to be applied together. */
   private waitingDeliveries: { frames: SyncDeliver[]; entries: number } | undefined;
   private watchdog: NodeJS.Timeout | undefined;
-  private refreshTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private pumping = false;
   private pumpAgain = false;
   private batchCap: number;
   private messageSeq = 0;
-  private pendingGrant: TokenGrant | undefined;
   private readonly snapshot: SnapshotReceiver;
   private snapshotRequested = false;
   private lastProgressLog = 0;
@@ -223,17 +223,24 @@ class Connection {
   private closing: ConnectionOutcome | undefined;
   private blockedLoggedAt = 0;
   private readonly reports: ReportPacer;
+  private readonly refresher: TokenRefresher;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly client: HubClient,
     private readonly deps: HubClientDeps,
-    private grant: TokenGrant,
+    grant: TokenGrant,
   ) {
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.codec = jsonCodec;
     this.batchCap = deps.config.batchSize;
     this.snapshot = new SnapshotReceiver(deps.engine, (p) => this.onProgress(p));
+    this.refresher = new TokenRefresher(grant, {
+      fetch: () => client.fetchToken(),
+      send: (token) => this.send({ type: 'auth.refresh', id: this.nextId('t'), token }),
+      adopted: (g) => client.tokenRefreshed(g),
+      log: deps.logger,
+    });
     this.reports = databaseReportPacer(deps.pool, deps.config.branchId, {
       send: (r) => {
         if (!this.send({ type: 'conflict.report', id: this.nextId('c'), conflict: r.conflict })) return false;
@@ -299,7 +306,8 @@ class Connection {
   }
 
   private onClose(code: number, reason: string): void {
-    for (const t of [this.watchdog, this.refreshTimer, this.retryTimer]) if (t) clearTimeout(t);
+    for (const t of [this.watchdog, this.retryTimer]) if (t) clearTimeout(t);
+    this.refresher.stop();
     this.reports.stop();
     this.deps.metrics.closes.inc({ code: String(code) });
     this.deps.metrics.connected.set(0);
@@ -361,7 +369,7 @@ class Connection {
         void this.onAck(f);
         return;
       case 'auth.refreshed':
-        this.onRefreshed(f.expires_at);
+        this.refresher.refreshed(f.expires_at);
         return;
       case 'conflict.notify':
         this.onConflictNotify(f);
@@ -467,9 +475,8 @@ class Connection {
     this.arm();
     await this.deps.engine.setPolicy(h.policy);
     this.deps.outbox.sendable = sendableTables(h.send_tables);
-    const expires = Date.parse(h.token_expires_at);
-    if (Number.isFinite(expires)) this.grant = { ...this.grant, expiresAtMs: expires };
-    this.scheduleRefresh();
+    this.refresher.expiresAt(h.token_expires_at);
+    this.send(catalogReport(this.nextId('k'), this.deps.engine.tables));
     const { cursor, bootstrapped } = await this.deps.engine.position();
     this.deps.metrics.cursor.set(cursor);
     this.send({ type: 'sync.applied', id: this.nextId('p'), offset: cursor });
@@ -512,7 +519,11 @@ class Connection {
   }
 
   private account(r: ApplyResult, t0: number): void {
-    if (r.schemaChanges) this.client.schemaBlocks = 0;
+    if (r.schemaChanges) {
+      this.client.schemaBlocks = 0;
+      // The tables changed: the hub checks route filters against what is installed now.
+      this.send(catalogReport(this.nextId('k'), this.deps.engine.tables));
+    }
     this.deps.metrics.recordApply(r, (performance.now() - t0) / 1000);
     if (r.deadLetters) this.log.warn({ count: r.deadLetters }, 'changes could not be applied; see hubsync.dead_letter');
   }
@@ -557,38 +568,6 @@ class Connection {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(fn, ms);
     this.retryTimer.unref();
-  }
-
-  // ------------------------------------------------------------------ token refresh
-
-  private scheduleRefresh(): void {
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
-    const delay = Math.min(refreshDelay(this.grant.expiresAtMs, Date.now()), 2 ** 31 - 1);
-    this.refreshTimer = setTimeout(() => void this.refresh(), delay);
-    this.refreshTimer.unref();
-  }
-
-  private async refresh(): Promise<void> {
-    try {
-      const g = await this.client.fetchToken();
-      this.pendingGrant = g;
-      this.send({ type: 'auth.refresh', id: this.nextId('t'), token: g.token });
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'token refresh failed; retrying');
-      if (this.refreshTimer) clearTimeout(this.refreshTimer);
-      this.refreshTimer = setTimeout(() => void this.refresh(), 15_000 + Math.floor(Math.random() * 15_000));
-      this.refreshTimer.unref();
-    }
-  }
-
-  private onRefreshed(expiresAt: string): void {
-    const at = Date.parse(expiresAt);
-    if (this.pendingGrant) {
-      this.grant = { token: this.pendingGrant.token, expiresAtMs: Number.isFinite(at) ? at : this.pendingGrant.expiresAtMs };
-      this.client.tokenRefreshed(this.grant);
-      this.pendingGrant = undefined;
-    }
-    this.scheduleRefresh();
   }
 
   // ------------------------------------------------------------------ outbound: the outbox

@@ -10,9 +10,9 @@ import {
   parseAgentFrame,
   PROTOCOL_VERSION,
   type AgentToHub,
+  type CatalogReport,
   type Change,
   type Codec,
-  type ConflictNotify,
   type ConflictReport,
   type HubToAgent,
   type LogEntry,
@@ -25,11 +25,11 @@ import type { EntriesMessage } from './engine/types.js';
 import { Directory, type TenantView } from './directory.js';
 import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type CloseCode } from './errors.js';
 import * as log from './log.js';
-import { holdNotice, takeNotices } from './notices.js';
+import { takeNotices } from './notices.js';
 import { takeAll, type BucketState } from './rate-limit.js';
 import type { ConnectionInfo, HubConnection } from './registry.js';
 import { admit } from './admission.js';
-import { conflictRecipient } from './routing.js';
+import { recordCatalog, relayConflict } from './branch-reports.js';
 import { entriesFor } from './routes/entries.js';
 import type { RoutingPolicy } from './routes/policy.js';
 import { resyncOf, routingAtConnect, routingKey, type Resync } from './routes/resync.js';
@@ -398,6 +398,8 @@ export class Connection implements HubConnection {
         return this.onRefresh(frame.token);
       case 'triage.result':
         return this.ctx.triage.onResult(this.tenantId, this.branchId, frame);
+      case 'catalog.report':
+        return this.onCatalog(frame);
       case 'error':
         this.ctx.logger.info({ tenant: this.tenantId, branch: this.branchId, code: frame.code, message: frame.message }, 'agent reported an error');
         return;
@@ -504,19 +506,17 @@ export class Connection implements HubConnection {
   }
 
   private async onConflict(frame: ConflictReport): Promise<void> {
-    const { ctx } = this;
     const view = await this.currentView();
     if (!view) return;
     await this.rateLimit(view);
-    const c = frame.conflict;
-    ctx.metrics.conflicts.inc({ tenant: this.tenantId, table: ctx.metrics.tableLabel(c.table), kind: c.kind ?? 'concurrent' });
-    await ctx.store.audit({ tenantId: this.tenantId, branchId: this.branchId, event: 'conflict.reported', source: this.branchId, detail: { conflict: c } });
-    const to = conflictRecipient(this.branchId, c.loser.origin, view);
-    if (to) {
-      const notice: ConflictNotify = { type: 'conflict.notify', id: this.nextId('c'), reported_by: this.branchId, conflict: c };
-      // Offline: held in the tenant schema and sent when it connects.
-      if (!(await ctx.fanout.sendConflict(this.tenantId, to, notice))) await holdNotice(ctx.pool, view.schema, to, notice);
-    }
+    await relayConflict(this.ctx, this, view, frame, this.nextId('c'));
+  }
+
+  private async onCatalog(frame: CatalogReport): Promise<void> {
+    const view = await this.currentView();
+    if (!view) return;
+    await this.rateLimit(view);
+    await recordCatalog(this.ctx, this, view, frame);
   }
 
   /**

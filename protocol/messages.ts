@@ -288,6 +288,24 @@ export const TriageResultSchema = z.strictObject({
   body: ValueSchema.optional(),
 });
 
+/**
+ * The synced tables of the branch as installed: columns with their `format_type()` and the key.
+ * Sent once after `hello`; the hub checks route filters against it (hub/catalog.ts).
+ */
+export const CatalogReportSchema = z.strictObject({
+  type: z.literal('catalog.report'),
+  id: MessageId,
+  tables: z
+    .array(
+      z.strictObject({
+        name: z.string().min(3).max(130),
+        columns: z.array(z.strictObject({ name: z.string().min(1).max(63), type: z.string().min(1).max(200) })).min(1).max(1600),
+        pk: z.array(z.string().min(1).max(63)).min(1).max(32),
+      }),
+    )
+    .max(1000),
+});
+
 /** Every frame an agent may send to the hub. */
 export const AgentToHubSchema = z.discriminatedUnion('type', [
   SyncBatchSchema,
@@ -297,6 +315,7 @@ export const AgentToHubSchema = z.discriminatedUnion('type', [
   SnapshotAckSchema,
   AuthRefreshSchema,
   TriageResultSchema,
+  CatalogReportSchema,
   ErrorSchema,
 ]);
 
@@ -325,6 +344,7 @@ export type TenantPolicy = z.infer<typeof TenantPolicySchema>;
 export type TableMerge = z.infer<typeof TableMergeSchema>;
 export type TriageRequest = z.infer<typeof TriageRequestSchema>;
 export type TriageResult = z.infer<typeof TriageResultSchema>;
+export type CatalogReport = z.infer<typeof CatalogReportSchema>;
 export type VersionRef = z.infer<typeof VersionRefSchema>;
 export type Conflict = z.infer<typeof ConflictSchema>;
 export type LogEntry = z.infer<typeof LogEntrySchema>;

@@ -13,8 +13,8 @@ export type ColumnKind = 'number' | 'text' | 'boolean' | 'other';
 export interface FilterSchema {
   /** Columns of the table with their kind, when the hub knows them; absent = columns unchecked. */
   readonly columns?: ReadonlyMap<string, ColumnKind>;
-  /** Attribute names that branches of the tenant carry. */
-  readonly attributes: ReadonlySet<string>;
+  /** Attribute names that branches of the tenant carry; null = attributes unchecked. */
+  readonly attributes: ReadonlySet<string> | null;
 }
 
 export type CompareOp = '=' | '<>' | '<' | '<=' | '>' | '>=';
@@ -449,7 +449,7 @@ function typeProblems(p: Predicate, kind: ColumnKind): string[] {
 
 function predicateProblems(p: Predicate, schema: FilterSchema): string[] {
   const problems = operandsOf(p).flatMap((o) =>
-    o.type === 'attribute' && !schema.attributes.has(o.name) ? [`filter: no branch of this tenant has attribute "${o.name}"`] : [],
+    o.type === 'attribute' && schema.attributes !== null && !schema.attributes.has(o.name) ? [`filter: no branch of this tenant has attribute "${o.name}"`] : [],
   );
   if (schema.columns === undefined) return problems;
   const kind = schema.columns.get(p.column);

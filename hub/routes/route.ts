@@ -7,6 +7,7 @@
  * and a group of B in `to`, and its filter (if any) selects the row for B.
  */
 import { DNS_LABEL } from '../../protocol/index.js';
+import { coveredTables, type KnownTable } from './catalog.js';
 import { checkFilter, FilterError, parseFilter, type Filter } from './filter.js';
 
 export interface Route {
@@ -75,12 +76,22 @@ export function validateAttributes(input: unknown): Record<string, string> {
   return out;
 }
 
-/**
- * Routes as saved: every field checked, filters parsed. `attributes` are the attribute names the
- * tenant's branches carry; a filter naming another is refused (a typo would select nothing).
- * null: not checked (a tenant without branches yet, so that routes can be declared first).
- */
-export function validateRoutes(input: unknown, attributes: ReadonlySet<string> | null): Route[] {
+/** What routes are checked against when saved. */
+export interface RouteSchema {
+  /**
+   * Attribute names the tenant's branches carry; a filter naming another is refused (a typo
+   * would select nothing). null: not checked (no branches yet, so routes can be declared first).
+   */
+  readonly attributes: ReadonlySet<string> | null;
+  /**
+   * Tables branches reported (`catalog.report`): a filter is checked against the columns of
+   * every one its route covers. A table no branch reported yet is not checked.
+   */
+  readonly tables: readonly KnownTable[];
+}
+
+/** Routes as saved: every field checked, filters parsed and checked against `schema`. */
+export function validateRoutes(input: unknown, schema: RouteSchema): Route[] {
   const routes = list('routes', input, MAX_ROUTES);
   const names = new Set<string>();
   return routes.map((r, i) => {
@@ -115,11 +126,22 @@ export function validateRoutes(input: unknown, attributes: ReadonlySet<string> |
       if (err instanceof FilterError) throw new RouteError(`${at}: ${err.message}`);
       throw err;
     }
-    // Columns are not checked here: the hub does not know the branches' tables.
-    const problems = attributes === null ? [] : checkFilter(parsed, { attributes });
+    const problems = filterProblems(parsed, tables, schema);
     if (problems.length > 0) throw new RouteError(`${at}: ${problems.join('; ')}`);
     return { name, tables, from, to, filter: o.filter };
   });
+}
+
+/** A filter's problems: attributes once, columns per covered table that branches reported. */
+function filterProblems(f: Filter, patterns: readonly string[], schema: RouteSchema): string[] {
+  const { attributes } = schema;
+  const problems = checkFilter(f, { attributes });
+  for (const t of coveredTables(patterns, schema.tables)) {
+    for (const p of checkFilter(f, { attributes, columns: t.columns })) {
+      if (!problems.includes(p)) problems.push(`${t.name}: ${p}`);
+    }
+  }
+  return problems;
 }
 
 /** Whether a branch with `groups` is one of `wanted` (which may hold `*`). */

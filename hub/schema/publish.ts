@@ -12,6 +12,9 @@ import type { Fanout } from '../fanout.js';
 import { appendLockKey, appendMany } from '../log.js';
 import { ADVISORY_KEY_SQL } from '../store/db.js';
 import { quoteIdent, StoreError, withTransaction, type Tenant } from '../store/index.js';
+import type { Route } from '../routes/route.js';
+import { filterColumns, parseFilter } from '../routes/filter.js';
+import { anyTableMatcher } from '../../protocol/table-pattern.js';
 
 export interface PublishInput {
   readonly sql: string;
@@ -62,12 +65,20 @@ async function knownTables(q: pg.Pool, schema: string): Promise<Set<string>> {
   return new Set(rows.map((r) => r.tbl));
 }
 
+/** Names of the routes whose filter reads `column` of `table`. */
+function routesReading(routes: readonly Route[], table: string, column: string): string[] {
+  return routes.filter((r) => r.filter !== undefined && anyTableMatcher(r.tables)(table) && filterColumns(parseFilter(r.filter)).has(column)).map((r) => r.name);
+}
+
 /** What the hub can tell up front that every branch would refuse (agent/schema/plan.ts says the same). */
 async function refusals(q: pg.Pool, tenant: Tenant, steps: readonly SchemaStep[]): Promise<string[]> {
   const columnLevel = new Set((tenant.tables ?? []).filter((t) => t.merge === 'column').map((t) => t.name));
   const problems: string[] = [];
   for (const step of steps) {
     if (step.kind !== 'drop_column' && step.kind !== 'rename_column') continue;
+    for (const route of routesReading(tenant.routes, step.table, step.column)) {
+      problems.push(`route "${route}" filters ${step.table} on column ${step.column}; change the route before dropping or renaming the column`);
+    }
     if (columnLevel.has(step.table)) {
       problems.push(`${step.table} merges by column: dropping or renaming its columns is not supported while syncing (${step.sql.slice(0, 60)})`);
       continue;

@@ -171,6 +171,21 @@ const TENANT: readonly Migration[] = [
     // A Tenant resource's spec.schemaChanges are matched by name, so publishing one twice is a no-op.
     sql: `ALTER TABLE $S.schema_changes ADD COLUMN IF NOT EXISTS name text UNIQUE;`,
   },
+  {
+    version: 7,
+    name: 'the tables branches report',
+    // Columns and types of each synced table as the last branch to report it has them
+    // (catalog.report): route filters are checked against them when saved.
+    sql: `
+      CREATE TABLE IF NOT EXISTS $S.catalog (
+        tbl text PRIMARY KEY,
+        columns jsonb NOT NULL,
+        pk jsonb NOT NULL,
+        reported_by text NOT NULL,
+        reported_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export const TENANT_SCHEMA_VERSION = TENANT[TENANT.length - 1]?.version ?? 0;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { StrategyName } from '../../protocol/index.js';
 import { appendAudit } from './audit.js';
+import { readCatalog } from './catalog.js';
 import { notifyControl } from './control.js';
 import { quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
@@ -231,7 +232,7 @@ async function adoptRetainedSchema(c: pg.PoolClient, id: string, spec: TenantSpe
   return toTenant(rows[0] as TenantRow);
 }
 
-/** Routes as saved, checked against the attribute names of the tenant's branches. */
+/** Routes as saved, checked against the attribute names of the tenant's branches and the tables they reported. */
 async function checkRoutes(q: Queryable, tenantId: string, routes: readonly unknown[]): Promise<Route[]> {
   const { rows } = await q.query<{ names: string[] | null; branches: number }>(
     `SELECT (SELECT array_agg(DISTINCT k) FROM hub.branches b, jsonb_object_keys(b.attributes) k WHERE b.tenant_id = $1) AS names,
@@ -240,7 +241,7 @@ async function checkRoutes(q: Queryable, tenantId: string, routes: readonly unkn
   );
   const r = rows[0];
   try {
-    return validateRoutes(routes, r && r.branches > 0 ? new Set(r.names ?? []) : null);
+    return validateRoutes(routes, { attributes: r && r.branches > 0 ? new Set(r.names ?? []) : null, tables: await readCatalog(q, tenantSchemaName(tenantId)) });
   } catch (err) {
     if (err instanceof RouteError) throw new StoreError('invalid', err.message);
     throw err;

@@ -35,6 +35,7 @@ import type {
   VersionVector,
   TriageRequest,
   TriageResult,
+  CatalogReport,
 } from '../messages.js';
 
 const MAX_WALL = 2 ** 48 - 1;
@@ -369,6 +370,22 @@ export const triageResultArb: fc.Arbitrary<TriageResult> = record(
   { requiredKeys: ['type', 'id', 'status', 'message'] },
 );
 
+const tableNameArb = fc.tuple(fc.stringMatching(/^[a-z_][a-z0-9_]{0,20}$/), fc.stringMatching(/^[a-z_][a-z0-9_]{0,20}$/)).map(([a, b]) => `${a}.${b}`);
+const columnNameArb = fc.stringMatching(/^[a-z_][a-z0-9_]{0,30}$/);
+
+export const catalogReportArb: fc.Arbitrary<CatalogReport> = record({
+  type: fc.constant('catalog.report' as const),
+  id: messageIdArb,
+  tables: fc.array(
+    record({
+      name: tableNameArb,
+      columns: fc.array(record({ name: columnNameArb, type: fc.constantFrom('integer', 'text', 'boolean', 'numeric(10,2)', 'timestamp with time zone') }), { minLength: 1, maxLength: 6 }),
+      pk: fc.array(columnNameArb, { minLength: 1, maxLength: 2 }),
+    }),
+    { maxLength: 4 },
+  ),
+});
+
 /** One arbitrary per message type, keyed by type, for tests that must cover every type. */
 export const agentToHubArbs: { readonly [T in AgentToHub['type']]: fc.Arbitrary<Extract<AgentToHub, { type: T }>> } = {
   'sync.batch': syncBatchArb,
@@ -378,6 +395,7 @@ export const agentToHubArbs: { readonly [T in AgentToHub['type']]: fc.Arbitrary<
   'snapshot.ack': snapshotAckArb,
   'auth.refresh': authRefreshArb,
   'triage.result': triageResultArb,
+  'catalog.report': catalogReportArb,
   error: errorFrameArb,
 };
 

@@ -8,7 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHlc, type Change } from '../../protocol/index.js';
 import { TestAgent, tokenFor, wsUrl } from '../../hub/testing/harness.js';
-import type { Route } from '../../hub/store/index.js';
+import { publishSchemaChange } from '../../hub/schema/publish.js';
+import { readCatalog } from '../../hub/store/catalog.js';
+import { tenantSchemaName, type Route } from '../../hub/store/index.js';
 import { E2E, metric, type Branch, type Hub } from './support.js';
 
 const DDL = `
@@ -185,5 +187,35 @@ describe('routes', { timeout: 120_000 }, () => {
     await holds(stores[2] as Branch, 'public.customer', ['(20,2,"walk-in at 2")', '(22,2,"while 2 was away")', '(23,2,"after the change")']);
     // Nothing of another store reached hq twice or went missing there.
     expect(await rows(hq, 'public.customer')).toHaveLength(8);
+  });
+
+  it('checks route filters against the tables the branches reported, and keeps a filtered column from being dropped or renamed', async () => {
+    // Every agent reported its tables when it connected.
+    const catalog = () => readCatalog(hub.store.pool, tenantSchemaName('chain'));
+    await expect.poll(async () => (await catalog()).map((t) => t.name)).toEqual(['public.customer', 'public.product', 'public.sale']);
+    const customer = (await catalog()).find((t) => t.name === 'public.customer');
+    expect(customer?.columns).toEqual([
+      { name: 'id', type: 'integer' },
+      { name: 'store_id', type: 'integer' },
+      { name: 'name', type: 'text' },
+    ]);
+    expect(customer?.pk).toEqual(['id']);
+
+    const own = (filter: string, tables = ['public.customer']): Route[] => ROUTES.map((r) => (r.name === 'own-customers' ? { ...r, tables, filter } : r));
+    await expect(hub.store.updateTenant('chain', { routes: own('stor_id = branch.store_id') })).rejects.toThrow(
+      'route "own-customers": public.customer: filter: no column "stor_id"; the table has store_id, id, name',
+    );
+    await expect(hub.store.updateTenant('chain', { routes: own("store_id = 'north'") })).rejects.toThrow(/public\.customer: filter: column "store_id" is number but is compared with 'north', which is not a number/);
+    await expect(hub.store.updateTenant('chain', { routes: own('store_id = branch.store_id', ['public.*']) })).rejects.toThrow(/public\.product: filter: no column "store_id"/);
+    // Nothing of it was saved.
+    expect((await hub.store.getTenant('chain'))?.routes).toEqual(ROUTES);
+
+    const tenant = await hub.store.getTenant('chain');
+    if (!tenant) throw new Error('tenant chain is gone');
+    const publish = (sql: string) => publishSchemaChange(hub.store.pool, null, tenant, { sql, name: null, description: null, allowUnknownTables: false, by: 'test' });
+    await expect(publish('ALTER TABLE public.customer RENAME COLUMN store_id TO shop_id')).rejects.toThrow(
+      'route "own-customers" filters public.customer on column store_id; change the route before dropping or renaming the column',
+    );
+    await expect(publish('ALTER TABLE public.customer DROP COLUMN store_id')).rejects.toThrow(/route "own-customers" filters public\.customer on column store_id/);
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * What a branch reports besides its changes: conflicts it resolved (forwarded to the losing
+ * writer, held while that one is offline) and the tables it syncs (kept for the checks of route
+ * filters). The connection hands each frame here once it is admitted.
+ */
+import type { CatalogReport, ConflictNotify, ConflictReport } from '../protocol/index.js';
+import type { HubContext } from './context.js';
+import type { TenantView } from './directory.js';
+import { holdNotice } from './notices.js';
+import { conflictRecipient } from './routing.js';
+import { saveCatalog } from './store/catalog.js';
+
+export interface Reporter {
+  readonly tenantId: string;
+  readonly branchId: string;
+}
+
+/** Counts and audits a conflict, and tells the writer whose change lost, now or when it connects. */
+export async function relayConflict(ctx: HubContext, from: Reporter, view: TenantView, frame: ConflictReport, noticeId: string): Promise<void> {
+  const c = frame.conflict;
+  ctx.metrics.conflicts.inc({ tenant: from.tenantId, table: ctx.metrics.tableLabel(c.table), kind: c.kind ?? 'concurrent' });
+  await ctx.store.audit({ tenantId: from.tenantId, branchId: from.branchId, event: 'conflict.reported', source: from.branchId, detail: { conflict: c } });
+  const to = conflictRecipient(from.branchId, c.loser.origin, view);
+  if (!to) return;
+  const notice: ConflictNotify = { type: 'conflict.notify', id: noticeId, reported_by: from.branchId, conflict: c };
+  // Offline: held in the tenant schema and sent when it connects.
+  if (!(await ctx.fanout.sendConflict(from.tenantId, to, notice))) await holdNotice(ctx.pool, view.schema, to, notice);
+}
+
+/** Keeps the columns of the tables a branch syncs, as route filters are checked against them. */
+export async function recordCatalog(ctx: HubContext, from: Reporter, view: TenantView, frame: CatalogReport): Promise<void> {
+  const written = await saveCatalog(ctx.pool, view.schema, from.branchId, frame.tables);
+  if (written > 0) ctx.logger.info({ tenant: from.tenantId, branch: from.branchId, tables: written }, 'the tables this branch syncs are recorded for route checks');
+}
