@@ -100,10 +100,28 @@ describe('authentication', () => {
     expect(await upgradeStatus(app, undefined)).toBe(401);
     expect(await upgradeStatus(app, 'garbage')).toBe(401);
     for (const t of [expired, otherKey, unknownKid, algNone]) expect(await upgradeStatus(app, t)).toBe(401);
-    // A correctly signed token (also in the query, for clients that cannot set headers) is accepted.
+    // A correctly signed token is accepted.
     const good = await sign(claims);
     expect(await upgradeStatus(app, good)).toBe(101);
-    expect(await upgradeStatus(app, undefined, `?access_token=${encodeURIComponent(good)}`)).toBe(101);
+  });
+
+  it('takes the token from the query string only when HUB_WS_QUERY_TOKEN allows it (query strings reach access logs)', async () => {
+    const good = await sign({ tid: T, sub: 'store-1' });
+    const query = `?access_token=${encodeURIComponent(good)}`;
+    const missing = async () => (await app.ctx.metrics.authFailures.get()).values.find((v) => v.labels.reason === 'token_missing')?.value ?? 0;
+    const before = await missing();
+    expect(await upgradeStatus(app, undefined, query)).toBe(401);
+    // Also with an empty Authorization header.
+    expect(await upgradeStatus(app, '', query)).toBe(401);
+    expect(await missing()).toBe(before + 2);
+    const allowing = await startTestHub(db.url, { wsQueryToken: true });
+    try {
+      expect(await upgradeStatus(allowing, undefined, query)).toBe(101);
+      // The header still wins when both are there.
+      expect(await upgradeStatus(allowing, 'garbage', query)).toBe(401);
+    } finally {
+      await allowing.stop();
+    }
   });
 
   it('accepts tokens signed by the second configured key (rotation of signing keys)', async () => {

@@ -63,6 +63,8 @@ export interface HubConfig {
   readonly argon2TimeCost: number;
   readonly keyGraceSeconds: number;
   readonly perMessageDeflate: boolean;
+  /** Accept the JWT as `?access_token=` on /ws (clients that cannot set headers); off, since query strings reach access logs. */
+  readonly wsQueryToken: boolean;
   readonly trustProxy: boolean;
   readonly maxViolations: number;
   readonly snapshotConcurrency: number;
@@ -282,6 +284,7 @@ const DEFS = [
   def('argon2TimeCost', 'HUB_ARGON2_TIME_COST', () => 2, '2', int(1, 100), 'argon2id passes of API key hashes.'),
   def('keyGraceSeconds', 'HUB_KEY_GRACE_SECONDS', () => 3600, '3600', int(0), 'How long the previous API key keeps working after a rotation.'),
   def('perMessageDeflate', 'HUB_PER_MESSAGE_DEFLATE', () => false, 'false', bool, 'Negotiate WebSocket compression (costs hundreds of KB per socket).'),
+  def('wsQueryToken', 'HUB_WS_QUERY_TOKEN', () => false, 'false', bool, 'Also accept the JWT as the query parameter access_token on /ws, for clients that cannot set headers. Off: query strings end up in proxy and ingress access logs.'),
   def('trustProxy', 'HUB_TRUST_PROXY', () => false, 'false', bool, 'Take the source address from X-Forwarded-For (behind an ingress).'),
   def('maxViolations', 'HUB_MAX_VIOLATIONS', () => 50, '50', int(1), 'Invalid frames tolerated per connection (refilled one per second) before close 4029.'),
   def('snapshotConcurrency', 'HUB_SNAPSHOT_CONCURRENCY', () => 2, '2', int(1, 1000), 'Snapshots served at once by this instance; more wait in line.'),

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeHlc, encodeHlc, msgpackCodec, parseAgentFrame, type AgentToHub, type Change } from '../protocol/index.js';
 import { fcParams } from '../protocol/testing/fc.js';
@@ -63,6 +64,22 @@ describe('fuzzing the hub with bad frames', () => {
     const a = await TestAgent.open(wsUrl(app), await tokenFor(app.url, 'fz', 'utf8', k));
     a.sendRaw(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false);
     expect((await a.closed).code).toBe(1007);
+  });
+
+  it('answers frames holding msgpackr extensions (records, RegExp, Error, Date, Set, Map, typed arrays, bigints) with malformed_frame', async () => {
+    const extended = new Packr({ moreTypes: true, structuredClone: true, useBigIntExtension: true });
+    const values = [/a+/gi, new Error('boom'), new Date(0), new Set([1]), new Map([[1, 2]]), new Uint8Array([1]), new Float64Array([1.5]), 2n ** 70n, new Packr({ useRecords: true, bundleStrings: true })];
+    await fc.assert(
+      fc.asyncProperty(changeArb, fc.constantFrom(...values.keys()), async (change, i) => {
+        const frame = { type: 'sync.batch', id: msgpack.id(), batch_id: 'x', changes: [{ ...change, origin: 'fuzz-m', row: { ...change.row, v: values[i] } }] };
+        const bytes = values[i] instanceof Packr ? (values[i] as Packr).pack(frame) : extended.pack(frame);
+        msgpack.sendRaw(bytes, true);
+        expect((await msgpack.next('error')).code).toBe('malformed_frame');
+      }),
+      fcParams({ numRuns: 60 }),
+    );
+    expect(msgpack.closedWith).toBeUndefined();
+    expect(await storedFrom('fuzz-m')).toBe(0);
   });
 
   it('answers random JSON values with an error frame', async () => {

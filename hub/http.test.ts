@@ -47,7 +47,8 @@ describe('HTTP server', () => {
         cb();
       },
     });
-    const config = testConfig(db.url, { corsOrigins: ['https://console.example.com'], logLevel: 'debug' });
+    // The query-string token is allowed here, to show that even then the hub does not log it.
+    const config = testConfig(db.url, { corsOrigins: ['https://console.example.com'], logLevel: 'debug', wsQueryToken: true });
     const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
     app = await startHub(config, { logger });
   });

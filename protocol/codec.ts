@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { Packr, type Options } from 'msgpackr';
+import { decodeMsgpack } from './msgpack-decode.js';
 import { ProtocolError } from './errors.js';
 import type { Message } from './messages.js';
 import type { Result } from './validate.js';
@@ -24,7 +26,11 @@ export const jsonCodec: Codec = {
   subprotocol: SUBPROTOCOL_JSON,
   binary: false,
   encode: (message) => JSON.stringify(message),
-  decodeUnchecked: (data) => JSON.parse(data.toString('utf8')) as unknown,
+  decodeUnchecked: (data) => {
+    // toString would turn invalid bytes into U+FFFD; MessagePack frames refuse them too.
+    if (!isUtf8(data)) throw new Error('not UTF-8');
+    return JSON.parse(data.toString('utf8')) as unknown;
+  },
 };
 
 // Plain maps and arrays only: no record extension, so any MessagePack implementation can talk to us;
@@ -42,7 +48,8 @@ export const msgpackCodec: Codec = {
   subprotocol: SUBPROTOCOL_MSGPACK,
   binary: true,
   encode: (message) => packr.pack(message),
-  decodeUnchecked: (data) => packr.unpack(data) as unknown,
+  // Not msgpackr's unpack: it runs extension decoders (RegExp, Error, records…) on what arrives.
+  decodeUnchecked: (data) => decodeMsgpack(data),
 };
 
 export const CODECS: readonly Codec[] = [msgpackCodec, jsonCodec];

@@ -28,11 +28,11 @@ export function createWebSocketServer(ctx: HubContext): WebSocketServer {
   });
 }
 
-function bearer(req: IncomingMessage, url: URL): string | undefined {
+function bearer(req: IncomingMessage, url: URL, queryToken: boolean): string | undefined {
   const h = req.headers.authorization;
-  if (h && /^bearer /i.test(h)) return h.slice(7).trim();
-  // For clients that cannot set headers (browsers); never logged (see logger.ts).
-  return url.searchParams.get('access_token') ?? undefined;
+  if (h && /^bearer /i.test(h)) return h.slice(7).trim() || undefined;
+  // Only when allowed (HUB_WS_QUERY_TOKEN), for clients that cannot set headers; the hub never logs it (logger.ts), proxies may.
+  return queryToken ? (url.searchParams.get('access_token') ?? undefined) : undefined;
 }
 
 function refuse(socket: Duplex, status: number, error: string): void {
@@ -62,7 +62,7 @@ export function createUpgradeHandler(ctx: HubContext, wss: WebSocketServer) {
       metrics.limitViolations.inc({ limit: 'connections' });
       return refused(socket, 'capacity');
     }
-    const token = bearer(req, url);
+    const token = bearer(req, url, config.wsQueryToken);
     if (!token) {
       metrics.authFailures.inc({ reason: 'token_missing' });
       return refused(socket, 'token_missing');
