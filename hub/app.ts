@@ -13,6 +13,7 @@ import { MemoryEngine } from './engine/memory.js';
 import type { Engine, RedisTarget } from './engine/types.js';
 import { CLOSE } from './errors.js';
 import { TriageRelay } from './triage.js';
+import { AuditBudget } from './conflict-trim.js';
 import { Fanout } from './fanout.js';
 import { createServer, type HttpServer, type Readiness } from './http/server.js';
 import * as log from './log.js';
@@ -93,6 +94,7 @@ export async function startHub(config: HubConfig, options: StartOptions = {}): P
       registry,
       fanout: new Fanout(config.instanceId, engine, registry, directory, logger),
       triage: new TriageRelay(config.instanceId, engine, registry, logger),
+      conflictAudit: new AuditBudget(),
       limiter: new RateLimiter(engine, { tenant: config.tenantRate, branch: config.branchRate, auth: config.authRate }),
       tokens: createTokenService(config.jwtKeys, config.tokenTtlSeconds),
       snapshots: new SnapshotService(pool, {

@@ -6,6 +6,7 @@
 import type { CatalogReport, ConflictNotify, ConflictReport } from '../protocol/index.js';
 import type { HubContext } from './context.js';
 import type { TenantView } from './directory.js';
+import { trimConflict } from './conflict-trim.js';
 import { holdNotice } from './notices.js';
 import { conflictRecipient } from './routing.js';
 import { saveCatalog } from './store/catalog.js';
@@ -17,9 +18,15 @@ export interface Reporter {
 
 /** Counts and audits a conflict, and tells the writer whose change lost, now or when it connects. */
 export async function relayConflict(ctx: HubContext, from: Reporter, view: TenantView, frame: ConflictReport, noticeId: string): Promise<void> {
-  const c = frame.conflict;
+  const { conflict: c, cut } = trimConflict(frame.conflict);
   ctx.metrics.conflicts.inc({ tenant: from.tenantId, table: ctx.metrics.tableLabel(c.table), kind: c.kind ?? 'concurrent' });
-  await ctx.store.audit({ tenantId: from.tenantId, branchId: from.branchId, event: 'conflict.reported', source: from.branchId, detail: { conflict: c } });
+  if (cut) ctx.metrics.conflictsCut.inc({ tenant: from.tenantId });
+  // The audit log is shared by every tenant: one tenant's flood of conflicts must not fill it.
+  if (ctx.conflictAudit.take(from.tenantId)) {
+    await ctx.store.audit({ tenantId: from.tenantId, branchId: from.branchId, event: 'conflict.reported', source: from.branchId, detail: { conflict: c } });
+  } else {
+    ctx.metrics.conflictsUnaudited.inc({ tenant: from.tenantId });
+  }
   const to = conflictRecipient(from.branchId, c.loser.origin, view);
   if (!to) return;
   const notice: ConflictNotify = { type: 'conflict.notify', id: noticeId, reported_by: from.branchId, conflict: c };

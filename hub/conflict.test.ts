@@ -87,4 +87,47 @@ describe('conflict reports', () => {
     expect(rows[0].n).toBe(0);
     await store.close();
   });
+
+  it('keeps a huge report small: rows cut before they are audited, held or forwarded', async () => {
+    const hq = await open('hq');
+    const before = (await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' })).length;
+    const huge: Conflict = { ...conflict('hq', 'other'), pk: { id: '999' }, winner_row: { id: '999', doc: 'w'.repeat(400_000) }, loser_row: { id: '999', doc: 'l'.repeat(400_000) } };
+    hq.send({ type: 'conflict.report', id: 'big', conflict: huge });
+    await expect.poll(async () => (await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' })).length).toBe(before + 1);
+    const audit = await app.ctx.store.listAudit({ tenantId: 'acme', event: 'conflict.reported' });
+    const stored = audit.find((a) => JSON.stringify(a.detail).includes('"999"'));
+    expect(JSON.stringify(stored?.detail).length).toBeLessThan(20_000);
+    expect(stored?.detail).toMatchObject({ conflict: { winner_row: { id: '999', doc: expect.stringMatching(/^w{256}… \[400002 bytes, cut by the hub\]$/) } } });
+    // Held for the offline loser in the same cut form.
+    const held = await app.ctx.pool.query<{ n: number }>(`SELECT max(length(frame::text))::int AS n FROM tenant_acme.notices WHERE branch_id = 'other'`);
+    expect(held.rows[0]?.n).toBeLessThan(20_000);
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    expect(text).toMatch(/hub_broker_conflict_reports_cut_total\{tenant="acme"[^}]*\} 1/);
+    await app.ctx.pool.query(`DELETE FROM tenant_acme.notices`);
+    await hq.close();
+  });
+
+  it("writes at most its budget of a tenant's conflicts to the shared audit log, and still counts and forwards the rest", async () => {
+    // A hub of its own, so that the budget (200 at once, then 20 a second) is this test's alone.
+    const own = await startTestHub(db.url, { branchRate: undefined, tenantRate: undefined });
+    try {
+      const k = new Map<string, string>();
+      for (const b of ['flood', 'loser']) k.set(b, await seedBranch(own.ctx.store, 'floody', b));
+      const flood = await TestAgent.open(wsUrl(own), await tokenFor(own.url, 'floody', 'flood', k.get('flood') as string));
+      const loser = await TestAgent.open(wsUrl(own), await tokenFor(own.url, 'floody', 'loser', k.get('loser') as string));
+      for (let i = 0; i < 400; i++) flood.send({ type: 'conflict.report', id: `f${i}`, conflict: { ...conflict('flood', 'loser'), pk: { id: String(i) } } });
+      await expect.poll(() => loser.received('conflict.notify').length, { timeout: 20_000 }).toBe(400);
+      const audited = (await own.ctx.store.listAudit({ tenantId: 'floody', event: 'conflict.reported', limit: 1000 })).length;
+      expect(audited).toBeGreaterThanOrEqual(200);
+      expect(audited).toBeLessThan(400);
+      const unaudited = (await own.ctx.metrics.conflictsUnaudited.get()).values.find((v) => v.labels.tenant === 'floody')?.value ?? 0;
+      expect(audited + unaudited).toBe(400);
+      const counted = (await own.ctx.metrics.conflicts.get()).values.find((v) => v.labels.tenant === 'floody')?.value ?? 0;
+      expect(counted).toBe(400);
+      await flood.close();
+      await loser.close();
+    } finally {
+      await own.stop();
+    }
+  });
 });

@@ -9,6 +9,7 @@ import type { HubConfig } from './config.js';
 import type { Directory } from './directory.js';
 import type { Engine } from './engine/types.js';
 import type { TriageRelay } from './triage.js';
+import type { AuditBudget } from './conflict-trim.js';
 import type { Fanout } from './fanout.js';
 import type { ConnectPosition } from './log.js';
 import type { Logger } from './logger.js';
@@ -55,6 +56,8 @@ export interface HubContext {
   readonly fanout: Fanout;
   /** Dead-letter and conflict actions asked of branches through the admin API. */
   readonly triage: TriageRelay;
+  /** Audit entries of conflict reports each tenant may still write (hub/conflict-trim.ts). */
+  readonly conflictAudit: AuditBudget;
   readonly limiter: RateLimiter;
   readonly tokens: TokenService;
   readonly snapshots: SnapshotService;
