@@ -62,7 +62,8 @@ const SPECS: Record<HubErrorCode, ErrorSpec> = {
   frame_too_large: { violation: true, http: 413 },
   batch_too_large: { violation: true, http: 413 },
   forged_origin: { violation: true, http: 403 },
-  unknown_target: { violation: false, http: 404 },
+  // A client looping over bad targets costs an audit row and a directory reload each: a violation.
+  unknown_target: { violation: true, http: 404 },
   forbidden_target: { violation: true, http: 403 },
   // Routes changed under an agent, or one configured with a table its groups may not send: not an attack.
   forbidden_table: { violation: false, http: 403 },

@@ -32,7 +32,7 @@ describe('limits', () => {
       tenantRate: undefined,
       maxViolations: 3,
     });
-    for (const b of ['big', 'many', 'rate', 'bad', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7']) keys.set(`lim/${b}`, await seedBranch(app.ctx.store, 'lim', b));
+    for (const b of ['big', 'many', 'rate', 'bad', 'stray', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7']) keys.set(`lim/${b}`, await seedBranch(app.ctx.store, 'lim', b));
     await app.ctx.store.createTenant('tight', { rateLimit: { messagesPerSecond: 0.01, burst: 2 } });
     for (const b of ['t1', 't2']) keys.set(`tight/${b}`, await seedBranch(app.ctx.store, 'tight', b));
   });
@@ -99,6 +99,18 @@ describe('limits', () => {
     expect(await a.next('error')).toMatchObject({ code: 'invalid_frame', ref: 'n2' });
     a.send({ type: 'sync.applied', id: 'n3' });
     expect((await a.closed).code).toBe(CLOSE.violations);
+  });
+
+  it('counts batches to an unknown branch as violations: a client sending them in a loop is closed with 4029', async () => {
+    const a = await open('lim', 'stray');
+    for (let i = 0; i < 3; i++) {
+      a.sendChanges('stray', 1, { to: `nobody-${i}` });
+      expect(await a.next('error')).toMatchObject({ code: 'unknown_target' });
+    }
+    a.sendChanges('stray', 1, { to: 'nobody-3' });
+    expect((await a.closed).code).toBe(CLOSE.violations);
+    const { rows } = await app.ctx.pool.query(`SELECT count(*)::int AS n FROM tenant_lim.log WHERE origin = 'stray'`);
+    expect(rows[0].n).toBe(0);
   });
 });
 
