@@ -227,6 +227,32 @@ describe('admin API', () => {
       expect((await fetch(`${app.url}/health`)).status).toBe(200);
     });
 
+    it('refuses ids that are not DNS labels and dot segments with 400, resolving nothing and logging no error', async () => {
+      // Sent as written: fetch() would resolve the dot segments before sending.
+      const u = new URL(app.url);
+      const raw = (path: string) =>
+        new Promise<{ status: number; body: { error?: { code: string; message: string } } }>((resolve, reject) => {
+          const req = request({ host: u.hostname, port: u.port, path, method: 'GET', headers: { authorization: `Bearer ${ADMIN}` } }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as { error?: { code: string; message: string } } }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const errorsBefore = lines.filter((l) => l.includes('"level":50')).length;
+      const nul = await raw('/admin/tenants/a%00b');
+      expect(nul.status).toBe(400);
+      expect(nul.body.error).toEqual({ code: 'invalid_request', message: 'tenant "a\\u0000b": must be a DNS-1123 label (lowercase letters, digits and "-", at most 63)' });
+      expect((await raw('/admin/tenants/acme/branches/UPPER')).body.error?.message).toMatch(/^branch "UPPER": must be a DNS-1123 label/);
+      expect((await raw('/admin/tenants/acme/branches/a/dead-letters/x1')).body.error?.message).toBe('id "x1": must be a number');
+      for (const path of ['/admin/%2e%2e/metrics', '/admin/tenants/%2E%2e', '/admin/./tenants', '/admin/tenants/..%2f..', '/admin/tenants/a%2fb', '/admin\\..\\metrics', '/%2e%2e/health']) {
+        const r = await raw(path);
+        expect([path, r.status, r.body.error?.code]).toEqual([path, 400, 'invalid_request']);
+      }
+      expect(lines.filter((l) => l.includes('"level":50')).length).toBe(errorsBefore);
+    });
+
     it('refuses unknown and malformed query parameters with 400', async () => {
       const unknown = await api('GET', '/admin/tenants?colour=red');
       expect(unknown.status).toBe(400);

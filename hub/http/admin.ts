@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HubContext } from '../context.js';
+import { DNS_LABEL } from '../../protocol/index.js';
 import { HubStore } from '../store/index.js';
 import { AdminError, toAdminError } from './admin/request.js';
 import { adminRoutes } from './admin/routes.js';
@@ -14,12 +15,22 @@ import { createRouter } from './admin/router.js';
 import { sendError, sendJson } from './respond.js';
 
 /** Handles one request whose path starts with `/admin/`; `url` is parsed, `source` the client address. */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse, url: URL, source: string) => Promise<void>;
+/** `path` is the request's path as sent (hub/http/path.ts), `url` its parsed form for the query. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, path: string, url: URL, source: string) => Promise<void>;
+
+/** Path parameters are checked before any handler runs: ids are what the API creates, nothing else reaches the store. */
+function checkParam(name: string, value: string): string | undefined {
+  if (name === 'tenant' || name === 'branch') {
+    return value.length <= 63 && DNS_LABEL.test(value) ? undefined : `${name} ${JSON.stringify(value.slice(0, 80))}: must be a DNS-1123 label (lowercase letters, digits and "-", at most 63)`;
+  }
+  if (name === 'id') return /^\d{1,18}$/.test(value) ? undefined : `id ${JSON.stringify(value.slice(0, 80))}: must be a number`;
+  return undefined;
+}
 
 export function createAdminHandler(ctx: HubContext): HttpHandler {
   // Same pool and argon2 cost as the hub's store; the audit log names `admin` as the source.
   const store = new HubStore(ctx.pool, { argon2: ctx.store.argon2, source: 'admin' });
-  const match = createRouter(adminRoutes({ ctx, store }));
+  const match = createRouter(adminRoutes({ ctx, store }), checkParam);
 
   const fail = (req: IncomingMessage, res: ServerResponse, e: AdminError) => {
     // A refused body may still be arriving; close the connection rather than read it all.
@@ -27,9 +38,10 @@ export function createAdminHandler(ctx: HubContext): HttpHandler {
     sendError(req, res, e.status, e.code, e.message, e.headers);
   };
 
-  return async (req, res, url, source) => {
-    const m = match(req.method ?? 'GET', url.pathname);
+  return async (req, res, path, url, source) => {
+    const m = match(req.method ?? 'GET', path);
     if (m.kind === 'not_found') return fail(req, res, new AdminError(404, 'not_found', 'no such admin resource'));
+    if (m.kind === 'bad_param') return fail(req, res, new AdminError(400, 'invalid_request', m.message));
     if (m.kind === 'method_not_allowed') {
       return fail(req, res, new AdminError(405, 'method_not_allowed', `${req.method ?? ''} is not allowed here; use ${m.allow}`, { allow: m.allow }));
     }

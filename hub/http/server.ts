@@ -9,6 +9,7 @@ import type { WebSocketServer } from 'ws';
 import { handleTokenRequest } from '../auth/token.js';
 import type { HubContext } from '../context.js';
 import { loggablePath } from '../logger.js';
+import { requestPath } from './path.js';
 import { createAdminHandler } from './admin.js';
 import { sendBody, sendError, sendJson, sourceAddress } from './respond.js';
 import { readTls, watchTls } from './tls.js';
@@ -53,11 +54,12 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
   const admin = createAdminHandler(ctx);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://hub');
-    const path = url.pathname;
     const source = sourceAddress(req, config.trustProxy);
     const cors = corsHeaders(config.corsOrigins, req.headers.origin);
     for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
+    const target = requestPath(req.url);
+    if (!target.ok) return sendError(req, res, 400, 'invalid_request', target.message);
+    const { path, url } = target;
 
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
@@ -94,7 +96,7 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
         metrics.authFailures.inc({ reason: 'admin_token' });
         return sendError(req, res, 401, 'unauthorized', 'admin token required', { 'www-authenticate': 'Bearer' });
       }
-      await admin(req, res, url, source);
+      await admin(req, res, path, url, source);
       return;
     }
     if (path === '/ws') return sendError(req, res, 426, 'upgrade_required', 'connect with a WebSocket', { upgrade: 'websocket' });

@@ -11,6 +11,7 @@ import { Connection } from '../connection.js';
 import type { HubContext } from '../context.js';
 import { Directory } from '../directory.js';
 import { UPGRADE_STATUS, type UpgradeRefusal } from '../errors.js';
+import { requestPath } from './path.js';
 import { errorBody, sourceAddress } from './respond.js';
 
 /** The WebSocket server: limits from the configuration, subprotocol chosen by preference. */
@@ -55,8 +56,9 @@ export function createUpgradeHandler(ctx: HubContext, wss: WebSocketServer) {
 
   return async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     socket.on('error', () => undefined);
-    const url = new URL(req.url ?? '/', 'http://hub');
-    if (url.pathname !== '/ws') return refused(socket, 'not_found');
+    const target = requestPath(req.url);
+    if (!target.ok || target.path !== '/ws') return refused(socket, 'not_found');
+    const { url } = target;
     if (ctx.draining) return refused(socket, 'draining');
     if (ctx.registry.size + pending >= config.maxConnections) {
       metrics.limitViolations.inc({ limit: 'connections' });

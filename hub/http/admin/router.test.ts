@@ -25,7 +25,24 @@ describe('admin router', () => {
     expect(match('GET', '/admin/tenant')).toEqual({ kind: 'not_found' });
     expect(match('GET', '/admin/tenants/a/b')).toEqual({ kind: 'not_found' });
     expect(match('GET', '/admin/tenants//')).toEqual({ kind: 'not_found' });
-    // A parameter that is not valid percent-encoding names nothing.
-    expect(match('GET', '/admin/tenants/%E0%A4%A')).toEqual({ kind: 'not_found' });
+  });
+
+  it('refuses a parameter that is not valid percent-encoding or that the check refuses, unless another route takes the path', () => {
+    const checked = createRouter(
+      [
+        { path: '/admin/tenants/:tenant', methods: { GET: 'show' } },
+        { path: '/admin/tenants/:tenant/branches/:branch/suspend', methods: { POST: 'suspend' } },
+        { path: '/admin/things/:id', methods: { GET: 'thing' } },
+        { path: '/admin/things/special', methods: { GET: 'special' } },
+      ],
+      (name, value) => (name !== 'id' && !/^[a-z]+$/.test(value) ? `${name}: bad` : name === 'id' && !/^\d+$/.test(value) ? 'id: bad' : undefined),
+    );
+    expect(checked('GET', '/admin/tenants/%E0%A4%A')).toEqual({ kind: 'bad_param', message: 'tenant: not a valid percent-encoding' });
+    expect(checked('GET', '/admin/tenants/a%00b')).toEqual({ kind: 'bad_param', message: 'tenant: bad' });
+    expect(checked('POST', '/admin/tenants/acme/branches/B%20/suspend')).toEqual({ kind: 'bad_param', message: 'branch: bad' });
+    expect(checked('GET', '/admin/things/special')).toEqual({ kind: 'found', handler: 'special', params: {} });
+    expect(checked('GET', '/admin/things/7')).toEqual({ kind: 'found', handler: 'thing', params: { id: '7' } });
+    expect(checked('GET', '/admin/things/x')).toEqual({ kind: 'bad_param', message: 'id: bad' });
+    expect(checked('GET', '/admin/tenants/acme')).toMatchObject({ kind: 'found' });
   });
 });

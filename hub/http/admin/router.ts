@@ -14,7 +14,11 @@ export interface Route<H> {
 export type Match<H> =
   | { readonly kind: 'found'; readonly handler: H; readonly params: Readonly<Record<string, string>> }
   | { readonly kind: 'method_not_allowed'; readonly allow: string }
+  | { readonly kind: 'bad_param'; readonly message: string }
   | { readonly kind: 'not_found' };
+
+/** Why a path parameter is refused (400), or undefined when it is fine. */
+export type ParamCheck = (name: string, value: string) => string | undefined;
 
 interface Compiled<H> {
   readonly segments: readonly string[];
@@ -27,34 +31,49 @@ function split(path: string): string[] {
   return trimmed.split('/').slice(1);
 }
 
-/** Compiles routes once; the returned function matches a method and a raw (still encoded) path. */
-export function createRouter<H>(routes: readonly Route<H>[]): (method: string, path: string) => Match<H> {
+/**
+ * Compiles routes once; the returned function matches a method and a raw (still encoded) path.
+ * A path whose fixed segments match a route but whose parameter `check` refuses is `bad_param`
+ * (unless another route takes it).
+ */
+export function createRouter<H>(routes: readonly Route<H>[], check: ParamCheck = () => undefined): (method: string, path: string) => Match<H> {
   const compiled: Compiled<H>[] = routes.map((route) => ({ segments: split(route.path), route }));
   return (method, path) => {
     const parts = split(path);
+    let refused: string | undefined;
     for (const { segments, route } of compiled) {
       if (segments.length !== parts.length) continue;
       const params: Record<string, string> = {};
       let ok = true;
+      let problem: string | undefined;
       for (let i = 0; i < segments.length && ok; i++) {
         const seg = segments[i] as string;
         const part = parts[i] as string;
         if (seg.startsWith(':')) {
+          const name = seg.slice(1);
           const value = decode(part);
-          if (value === undefined || value === '') ok = false;
-          else params[seg.slice(1)] = value;
+          if (value === '') ok = false;
+          else if (value === undefined) problem ??= `${name}: not a valid percent-encoding`;
+          else {
+            problem ??= check(name, value);
+            params[name] = value;
+          }
         } else {
           ok = seg === part;
         }
       }
       if (!ok) continue;
+      if (problem !== undefined) {
+        refused ??= problem;
+        continue;
+      }
       // HEAD is answered as GET (without a body).
       const m = (method === 'HEAD' ? 'GET' : method) as Method;
       const handler = route.methods[m];
       if (handler) return { kind: 'found', handler, params };
       return { kind: 'method_not_allowed', allow: allowHeader(route) };
     }
-    return { kind: 'not_found' };
+    return refused === undefined ? { kind: 'not_found' } : { kind: 'bad_param', message: refused };
   };
 }
 
