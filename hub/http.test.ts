@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -89,6 +90,43 @@ describe('HTTP server', () => {
     expect((await fetch(`${app.url}/auth/token`)).status).toBe(405);
     // No admin token configured: the admin API does not exist.
     expect((await fetch(`${app.url}/admin/tenants`)).status).toBe(404);
+  });
+
+  it('answers what the HTTP parser refuses with a status, not a reset: 414, 431, 400', async () => {
+    const u = new URL(app.url);
+    const rawAnswer = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const sock = connect(Number(u.port), u.hostname, () => sock.write(bytes));
+        sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        sock.on('error', (e) => resolve(`error: ${e.message}`));
+        sock.on('close', () => resolve(text));
+      });
+    expect(await rawAnswer(`GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`)).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+    expect(await rawAnswer(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(100_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+    expect(await rawAnswer('NOT HTTP AT ALL\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    const counted = (await app.ctx.metrics.httpRefused.get()).values.map((v) => [v.labels.status, v.value]);
+    expect(counted).toEqual(expect.arrayContaining([['414', 1], ['431', 1], ['400', 1]]));
+  });
+
+  it('answers /auth/token bodies it refuses with 413 and 415, and a body cut off without an error log', async () => {
+    const big = await fetch(`${app.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'x'.repeat(8000) }) });
+    expect([big.status, ((await big.json()) as { error: { code: string } }).error.code]).toEqual([413, 'payload_too_large']);
+    const text = await fetch(`${app.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+    expect([text.status, ((await text.json()) as { error: { code: string } }).error.code]).toEqual([415, 'unsupported_media_type']);
+    const u = new URL(app.url);
+    const errorsBefore = lines.filter((l) => l.includes('"level":50')).length;
+    await new Promise<void>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => {
+        sock.write('POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"tenant_id":');
+        setTimeout(() => sock.destroy(), 100);
+      });
+      sock.on('close', () => resolve());
+      sock.on('error', () => undefined);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lines.filter((l) => l.includes('"level":50')).length).toBe(errorsBefore);
+    expect((await fetch(`${app.url}/health`)).status).toBe(200);
   });
 
   it('requires the admin token under /admin/ when one is configured', async () => {

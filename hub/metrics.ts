@@ -32,6 +32,7 @@ export function createMetrics(instanceId: string) {
     connectionsActive: new client.Gauge({ name: `${P}connections_active`, help: 'Open branch connections, per tenant.', labelNames: ['tenant'], registers: r }),
     connectionsOpened: new client.Counter({ name: `${P}connections_opened_total`, help: 'Branch connections accepted.', registers: r }),
     connectionsClosed: new client.Counter({ name: `${P}connections_closed_total`, help: 'Branch connections closed, by close code.', labelNames: ['code'], registers: r }),
+    httpRefused: new client.Counter({ name: `${P}http_refused_total`, help: 'Requests the HTTP parser refused before any handler (414 URL too long, 431 headers too large, 408, 400), by status.', labelNames: ['status'], registers: r }),
     upgradesRefused: new client.Counter({ name: `${P}upgrades_refused_total`, help: 'WebSocket upgrades refused, by reason.', labelNames: ['reason'], registers: r }),
     framesIn: new client.Counter({ name: `${P}frames_in_total`, help: 'Frames received from agents, by type.', labelNames: ['type'], registers: r }),
     framesOut: new client.Counter({ name: `${P}frames_out_total`, help: 'Frames sent to agents, by type.', labelNames: ['type'], registers: r }),

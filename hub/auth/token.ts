@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { IdSchema } from '../../protocol/index.js';
 import type { HubContext } from '../context.js';
-import { BodyError, errorBody, readJson, sendError, sendJson } from '../http/respond.js';
+import { BODY_ERROR_CODE, BodyError, errorBody, readJson, sendError, sendJson } from '../http/respond.js';
 
 const TokenRequestSchema = z.object({
   tenant_id: IdSchema,
@@ -34,7 +34,9 @@ export async function handleTokenRequest(ctx: HubContext, req: IncomingMessage, 
   } catch (err) {
     if (!(err instanceof BodyError)) throw err;
     metrics.authFailures.inc({ reason: 'bad_request' });
-    sendError(req, res, err.status, 'invalid_request', err.message);
+    // A refused body may still be arriving; close the connection rather than read it all.
+    if (!req.complete) res.setHeader('connection', 'close');
+    sendError(req, res, err.status, BODY_ERROR_CODE[err.status], err.message);
     return;
   }
   const parsed = TokenRequestSchema.safeParse(body);

@@ -5,6 +5,13 @@ import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
 /** Bodies smaller than this are sent as they are: compressing them costs more than it saves. */
 const COMPRESS_MIN_BYTES = 1024;
 
+/** The error code each body refusal is answered with, on /auth/token and the admin API alike. */
+export const BODY_ERROR_CODE = {
+  400: 'invalid_request',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+} as const;
+
 export class BodyError extends Error {
   constructor(
     readonly status: 400 | 413 | 415,
@@ -22,10 +29,16 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
   if (declared > maxBytes) throw new BodyError(413, `body larger than ${maxBytes} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new BodyError(413, `body larger than ${maxBytes} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) throw new BodyError(413, `body larger than ${maxBytes} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof BodyError) throw err;
+    // The client went away mid-body: its request, not the hub, failed (no error-level log).
+    throw new BodyError(400, 'the request body was cut off');
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;

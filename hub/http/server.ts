@@ -9,6 +9,7 @@ import type { WebSocketServer } from 'ws';
 import { handleTokenRequest } from '../auth/token.js';
 import type { HubContext } from '../context.js';
 import { loggablePath } from '../logger.js';
+import { answerClientError, type ParserError } from './client-error.js';
 import { requestPath } from './path.js';
 import { createAdminHandler } from './admin.js';
 import { sendBody, sendError, sendJson, sourceAddress } from './respond.js';
@@ -135,9 +136,11 @@ export function createServer(ctx: HubContext, readiness: () => Promise<Readiness
       socket.destroy();
     });
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    socket.destroy();
+  server.on('clientError', (err: ParserError, socket) => {
+    const status = answerClientError(err, socket);
+    if (status === null) return;
+    metrics.httpRefused.inc({ status: String(status) });
+    logger.debug({ code: err.code, status }, 'request refused by the HTTP parser');
   });
 
   return {

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
 import { StoreError } from '../../store/index.js';
-import { BodyError, readJson } from '../respond.js';
+import { BODY_ERROR_CODE, BodyError, readJson } from '../respond.js';
 
 /** Admin bodies are small; a long `branchPriority` list is the largest thing in one. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -48,11 +48,6 @@ const STORE_STATUS: Record<StoreError['code'], { status: number; code: AdminErro
   invalid: { status: 400, code: 'invalid_request' },
 };
 
-const BODY_STATUS: Record<BodyError['status'], AdminErrorCode> = {
-  400: 'invalid_request',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-};
 
 /** The AdminError for anything a handler threw, or undefined for an unexpected error (a 500). */
 export function toAdminError(err: unknown): AdminError | undefined {
@@ -61,7 +56,7 @@ export function toAdminError(err: unknown): AdminError | undefined {
     const m = STORE_STATUS[err.code];
     return new AdminError(m.status, m.code, err.message);
   }
-  if (err instanceof BodyError) return new AdminError(err.status, BODY_STATUS[err.status], err.message);
+  if (err instanceof BodyError) return new AdminError(err.status, BODY_ERROR_CODE[err.status], err.message);
   return undefined;
 }
 
