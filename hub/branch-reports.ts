@@ -1,13 +1,13 @@
 /**
  * What a branch reports besides its changes: conflicts it resolved (forwarded to the losing
- * writer, held while that one is offline) and the tables it syncs (kept for the checks of route
+ * writer, held while that one is offline and sent when it connects) and the tables it syncs (kept for the checks of route
  * filters). The connection hands each frame here once it is admitted.
  */
 import type { CatalogReport, ConflictNotify, ConflictReport } from '../protocol/index.js';
 import type { HubContext } from './context.js';
 import type { TenantView } from './directory.js';
 import { trimConflict } from './conflict-trim.js';
-import { holdNotice } from './notices.js';
+import { holdNotice, takeNotices } from './notices.js';
 import { conflictRecipient } from './routing.js';
 import { saveCatalog } from './store/catalog.js';
 
@@ -32,6 +32,15 @@ export async function relayConflict(ctx: HubContext, from: Reporter, view: Tenan
   const notice: ConflictNotify = { type: 'conflict.notify', id: noticeId, reported_by: from.branchId, conflict: c };
   // Offline: held in the tenant schema and sent when it connects.
   if (!(await ctx.fanout.sendConflict(from.tenantId, to, notice))) await holdNotice(ctx.pool, view.schema, to, notice);
+}
+
+/** Sends the conflict notices held while the branch was offline (and removes them). */
+export async function sendHeldNotices(ctx: HubContext, to: Reporter, schema: string, send: (n: ConflictNotify) => void): Promise<void> {
+  try {
+    for (const notice of await takeNotices(ctx.pool, schema, to.branchId)) send(notice);
+  } catch (err) {
+    ctx.logger.warn({ err, tenant: to.tenantId, branch: to.branchId }, 'could not send held conflict notices');
+  }
 }
 
 /** Keeps the columns of the tables a branch syncs, as route filters are checked against them. */

@@ -18,24 +18,24 @@ import {
   type LogEntry,
   type SyncBatch,
 } from '../protocol/index.js';
-import { TokenError } from './auth/jwt.js';
 import type { HubContext } from './context.js';
 import { Delivery, type SharedDeliver } from './delivery.js';
 import type { EntriesMessage } from './engine/types.js';
 import { Directory, type TenantView } from './directory.js';
 import { CLOSE, CLOSE_REASON, fromProtocolError, HubError, safeMessage, type CloseCode } from './errors.js';
 import * as log from './log.js';
-import { takeNotices } from './notices.js';
 import { takeAll, type BucketState } from './rate-limit.js';
 import type { ConnectionInfo, HubConnection } from './registry.js';
 import { admit } from './admission.js';
-import { recordCatalog, relayConflict } from './branch-reports.js';
+import { recordCatalog, relayConflict, sendHeldNotices } from './branch-reports.js';
+import { verifyRefresh } from './auth/refresh.js';
 import { entriesFor } from './routes/entries.js';
 import type { RoutingPolicy } from './routes/policy.js';
 import { resyncOf, routingAtConnect, routingKey, type Resync } from './routes/resync.js';
 import type { RoutingSynced } from './routes/route.js';
 import { SnapshotSession } from './snapshot.js';
 import { CursorWriter } from './cursor-writer.js';
+import { wsFailure } from './ws-errors.js';
 
 export interface Session {
   readonly tenantId: string;
@@ -83,6 +83,7 @@ export class Connection implements HubConnection {
   closed = false;
   /** The code this side closed with, if it sent a close frame. */
   private closeSent: CloseCode | undefined;
+  private wsCloseCode: number | undefined;
   /** Hello is out: frames other than hello may follow. */
   private greeted = false;
   /** A conflict notice was held for this branch while it was being greeted. */
@@ -530,13 +531,8 @@ export class Connection implements HubConnection {
     else if (this.view) void this.sendHeldNotices(this.view.schema);
   }
 
-  /** Sends the conflict notices held while this branch was offline. */
-  private async sendHeldNotices(schema: string): Promise<void> {
-    try {
-      for (const notice of await takeNotices(this.ctx.pool, schema, this.branchId)) this.send(notice);
-    } catch (err) {
-      this.ctx.logger.warn({ err, tenant: this.tenantId, branch: this.branchId }, 'could not send held conflict notices');
-    }
+  private sendHeldNotices(schema: string): Promise<void> {
+    return sendHeldNotices(this.ctx, this, schema, (n) => this.send(n));
   }
 
   private async onSnapshotRequest(): Promise<void> {
@@ -576,19 +572,9 @@ export class Connection implements HubConnection {
   }
 
   private async onRefresh(token: string): Promise<void> {
-    let claims;
-    try {
-      claims = await this.ctx.tokens.verify(token);
-    } catch (err) {
-      this.ctx.metrics.authFailures.inc({ reason: err instanceof TokenError ? err.reason : 'token_invalid' });
-      throw new HubError('token_invalid', 'auth.refresh: token invalid or expired');
-    }
-    if (claims.tenantId !== this.tenantId || claims.branchId !== this.branchId) {
-      this.ctx.metrics.authFailures.inc({ reason: 'token_other_branch' });
-      throw new HubError('token_invalid', 'auth.refresh: token is for another branch');
-    }
-    if (claims.exp > this.exp) {
-      this.exp = claims.exp;
+    const exp = await verifyRefresh(this.ctx, this, token);
+    if (exp > this.exp) {
+      this.exp = exp;
       this.armExpiry();
     }
     this.send({ type: 'auth.refreshed', id: this.nextId('t'), expires_at: new Date(this.exp * 1000).toISOString() });
@@ -608,7 +594,9 @@ export class Connection implements HubConnection {
 
   private onSocketError(err: Error & { code?: string }): void {
     // ws closes the socket itself (1009 for an oversized frame); count what happened.
-    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.ctx.metrics.limitViolations.inc({ limit: 'frame_size' });
+    const failure = wsFailure(err);
+    this.wsCloseCode ??= failure.closeCode;
+    if (failure.tooLarge) this.ctx.metrics.limitViolations.inc({ limit: 'frame_size' });
     this.ctx.logger.debug({ err: err.message, tenant: this.tenantId, branch: this.branchId }, 'socket error');
   }
 
@@ -619,8 +607,8 @@ export class Connection implements HubConnection {
     this.delivery.stop();
     this.snapshot?.abort('connection closed');
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    // Cut off after its close frame (shutdown does not wait for the answer): closed with that code.
-    ctx.metrics.connectionsClosed.inc({ code: String(code === 1006 && this.closeSent !== undefined ? this.closeSent : code) });
+    // Cut off after its close frame (ours, or one ws sent on a bad frame): closed with that code.
+    ctx.metrics.connectionsClosed.inc({ code: String(code === 1006 ? (this.closeSent ?? this.wsCloseCode ?? code) : code) });
     if (this.counted) {
       // Also for a replaced connection, which is no longer in the registry.
       this.counted = false;

@@ -64,6 +64,8 @@ describe('fuzzing the hub with bad frames', () => {
     const a = await TestAgent.open(wsUrl(app), await tokenFor(app.url, 'fz', 'utf8', k));
     a.sendRaw(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false);
     expect((await a.closed).code).toBe(1007);
+    // Counted as the 1007 ws sent, not as 1006.
+    await expect.poll(async () => (await app.ctx.metrics.connectionsClosed.get()).values.find((v) => v.labels.code === '1007')?.value).toBe(1);
   });
 
   it('answers frames holding msgpackr extensions (records, RegExp, Error, Date, Set, Map, typed arrays, bigints) with malformed_frame', async () => {

@@ -44,6 +44,18 @@ describe('limits', () => {
     expect((await a.closed).code).toBe(CLOSE.tooBig);
     expect(await logCount(app, 'lim', 'big')).toBe(0);
     await expect.poll(() => metric(app, /^hub_broker_limit_violations_total\{limit="frame_size"/)).toBe(1);
+    // Counted as the 1009 ws sent, not as the 1006 of the socket that ended after it.
+    await expect.poll(() => metric(app, /^hub_broker_connections_closed_total\{code="1009"/)).toBe(1);
+  });
+
+  it('closes a socket whose frame header declares 2^63-1 bytes with 1009 and counts it as a frame over the limit', async () => {
+    const a = await open('lim', 'big');
+    // A masked binary frame header (as clients must send) with the largest 64-bit length, and no payload.
+    // ws keeps its TCP socket in _socket (not typed); the frame has to bypass ws's own framing.
+    (a.ws as unknown as { _socket: Socket })._socket.write(Buffer.from([0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]));
+    expect((await a.closed).code).toBe(CLOSE.tooBig);
+    await expect.poll(() => metric(app, /^hub_broker_limit_violations_total\{limit="frame_size"/)).toBe(2);
+    await expect.poll(() => metric(app, /^hub_broker_connections_closed_total\{code="1009"/)).toBe(2);
   });
 
   it('refuses a batch with more changes than allowed with batch_too_large, and stores nothing', async () => {
