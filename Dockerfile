@@ -11,6 +11,7 @@ COPY package.json package-lock.json ./
 # (argon2) ship prebuilt binaries for linux x64 and arm64 and need no install step.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY common ./common
 COPY protocol ./protocol
 COPY hub ./hub
 COPY agent ./agent

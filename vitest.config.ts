@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{protocol,hub,agent,operator,cli,demo,test}/**/*.test.ts'],
+    include: ['{common,protocol,hub,agent,operator,cli,demo,test}/**/*.test.ts'],
     // Test files run in parallel processes; each gets its own database and Redis prefix
     // from test/support, so they never see each other's data.
     pool: 'forks',

@@ -1,6 +1,7 @@
 /** Prometheus metrics of one agent (prefix `hub_broker_agent_`), in a registry of its own. */
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../common/process-metrics.js';
 import type { ApplyResult } from './apply/engine.js';
 import type { Queryable } from './db.js';
 
@@ -31,7 +32,7 @@ export class AgentMetrics {
   constructor(labels: { tenant: string; branch: string }, defaults = true) {
     const r = this.registry;
     r.setDefaultLabels(labels);
-    if (defaults) collectDefaultMetrics({ register: r, prefix: 'hub_broker_agent_' });
+    if (defaults) collectProcessMetrics(r, 'hub_broker_agent_');
     const p = 'hub_broker_agent_';
     this.connected = new Gauge({ name: `${p}connected`, help: '1 while a socket to the hub is open and greeted', registers: [r] });
     this.connects = new Counter({ name: `${p}connects_total`, help: 'Connection attempts by result', labelNames: ['result'], registers: [r] });

@@ -4,6 +4,7 @@
  * Node.js metrics keep their conventional names so stock dashboards work.
  */
 import client from 'prom-client';
+import { collectProcessMetrics } from '../common/process-metrics.js';
 
 const P = 'hub_broker_';
 
@@ -23,7 +24,7 @@ class LabelGuard {
 export function createMetrics(instanceId: string) {
   const registry = new client.Registry();
   registry.setDefaultLabels({ instance_id: instanceId });
-  client.collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const r = [registry];
   const tables = new LabelGuard(500);
 

@@ -1,5 +1,6 @@
 /** The operator's Prometheus metrics, on a registry of its own (several operators may share a process in tests). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../common/process-metrics.js';
 
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -53,6 +54,6 @@ export class OperatorMetrics {
   });
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hub_broker_operator_' });
+    if (options.processMetrics !== false) collectProcessMetrics(this.registry, 'hub_broker_operator_');
   }
 }
