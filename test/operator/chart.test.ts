@@ -60,6 +60,12 @@ describe.skipIf(skipEnvtest)('Helm chart', () => {
     expect(() => helm('lint', chart, '--strict', '--set', 'replicas=2')).toThrow();
   });
 
+  it('renders without --kube-version with the helm built here, and refuses a Kubernetes older than 1.29 (docs/kubernetes.md)', () => {
+    expect(helm('template', 'hb', chart)).toContain('kind: Deployment');
+    expect(helm('template', 'hb', chart, '--kube-version', '1.29')).toContain('kind: Deployment');
+    expect(() => helm('template', 'hb', chart, '--kube-version', '1.28')).toThrow(/incompatible with Kubernetes v1\.28/);
+  });
+
   it('carries the CRDs of crds/ byte for byte, rendered with the keep policy', () => {
     const files = readdirSync(join(repoRoot, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
     expect(readdirSync(join(chart, 'files/crds')).sort()).toEqual(files);
