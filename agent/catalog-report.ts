@@ -16,6 +16,7 @@ export function catalogReport(id: string, tables: ReadonlyMap<string, TableInfo>
       name: t.name,
       columns: t.columns.map((c) => ({ name: c.name, type: c.type })),
       pk: [...t.pk],
+      ...(t.strategy === undefined ? {} : { strategy: t.strategy }),
     })),
   };
 }

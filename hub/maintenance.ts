@@ -1,12 +1,13 @@
 /**
- * Background work per tenant, on a timer: fold the log into the compacted state, apply
- * retention, and refresh the log-depth and branch-lag gauges. Several instances may run it at
+ * Background work per tenant, on a timer: fold the log into the compacted state, repair what
+ * routing got wrong for rows that moved while edited (route-repair.ts), apply retention, and refresh the log-depth and branch-lag gauges. Several instances may run it at
  * once; compaction takes a per-tenant lock, and pruning is idempotent.
  */
 import type { HubContext } from './context.js';
 import { compact } from './compactor.js';
 import * as log from './log.js';
 import { prune } from './retention.js';
+import { repairRoutes } from './route-repair.js';
 
 export interface MaintenanceReport {
   readonly tenant: string;
@@ -20,6 +21,12 @@ export interface MaintenanceReport {
 export async function maintainTenant(ctx: HubContext, tenantId: string, schema: string): Promise<MaintenanceReport> {
   const { config, metrics } = ctx;
   const c = await compact(ctx.pool, tenantId, schema, { paced: true });
+  const view = await ctx.directory.get(tenantId);
+  const r = await repairRoutes(ctx.pool, tenantId, schema, view);
+  if (r.repairs > 0) {
+    metrics.routeRepairs.inc({ tenant: tenantId }, r.repairs);
+    ctx.logger.info({ tenant: tenantId, repairs: r.repairs, entries: r.entries }, 'route repair: branches sent the winning version or an eviction of rows that moved while edited');
+  }
   const p = await prune(ctx.pool, schema, {
     maxAgeSeconds: config.retentionMaxAgeSeconds,
     maxEntries: config.retentionMaxEntries,

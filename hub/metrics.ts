@@ -60,6 +60,7 @@ export function createMetrics(instanceId: string) {
     limitViolations: new client.Counter({ name: `${P}limit_violations_total`, help: 'Size and count limits hit, by limit.', labelNames: ['limit'], registers: r }),
     slowConsumers: new client.Counter({ name: `${P}slow_consumers_total`, help: 'Slow consumers paused or closed.', labelNames: ['action'], registers: r }),
     conflicts: new client.Counter({ name: `${P}conflicts_total`, help: 'Conflicts reported by agents, per tenant and table.', labelNames: ['tenant', 'table', 'kind'], registers: r }),
+    routeRepairs: new client.Counter({ name: `${P}routing_repairs_total`, help: 'Route repairs: the winning version or an eviction sent to a branch whose copy of a row that moved while edited was not the one it should hold.', labelNames: ['tenant'], registers: r }),
     conflictsCut: new client.Counter({ name: `${P}conflict_reports_cut_total`, help: 'Conflict reports whose rows were over the size kept, stored and forwarded cut.', labelNames: ['tenant'], registers: r }),
     conflictsUnaudited: new client.Counter({ name: `${P}conflict_reports_unaudited_total`, help: 'Conflict reports not written to the shared audit log: the tenant was over its audit budget.', labelNames: ['tenant'], registers: r }),
     snapshots: new client.Counter({ name: `${P}snapshots_total`, help: 'Snapshots served, by result.', labelNames: ['result'], registers: r }),

@@ -42,7 +42,8 @@ export async function prune(pool: pg.Pool, schema: string, options: RetentionOpt
   const s = quoteIdent(schema);
   const perRun = options.maxDeletePerRun ?? 50_000;
   const { rows } = await pool.query<{ compacted_upto: string; pruned_upto: string; head: string; min_cursor: string | null }>(
-    `SELECT m.compacted_upto, m.pruned_upto,
+    // Route repair reads compacted entries too (hub/route-repair.ts): nothing it has not read goes.
+    `SELECT least(m.compacted_upto, coalesce(m.repaired_upto, m.compacted_upto)) AS compacted_upto, m.pruned_upto,
             greatest(m.pruned_upto, (SELECT coalesce(max(pos), 0) FROM ${s}.log)) AS head,
             (SELECT min(pos) FROM ${s}.cursors) AS min_cursor
        FROM ${s}.meta m`,

@@ -301,6 +301,8 @@ export const CatalogReportSchema = z.strictObject({
         name: z.string().min(3).max(130),
         columns: z.array(z.strictObject({ name: z.string().min(1).max(63), type: z.string().min(1).max(200) })).min(1).max(1600),
         pk: z.array(z.string().min(1).max(63)).min(1).max(32),
+        /** The table's own conflict strategy at this branch, when it overrides the tenant's. */
+        strategy: StrategyNameSchema.optional(),
       }),
     )
     .max(1000),

@@ -63,16 +63,34 @@ describe('planChunk', () => {
     expect(plan).toMatchObject({ applied: 5, skipped: 0, top: 5 });
   });
 
-  it('an eviction drops the row and forgets its version, even a newer local one, and nothing of a row never here', () => {
-    const local = { vv: { here: 9 }, hlc: hlc(ctx.now), origin: 'here', deleted: false };
-    const evict = item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 1 } });
+  it('an eviction drops the row and forgets its version, and nothing of a row never here', () => {
+    // The copy is older than (or the same as) the version the eviction is for.
+    const local = { vv: { there: 1 }, hlc: hlc(ctx.now - 5000), origin: 'there', deleted: false };
+    const evict = item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 2 } });
     const plan = planChunk({ items: [evict, item(2, { k: '2', op: 'delete', row: null, evict: true })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, local), absent('2')), ctx });
     expect(plan.rows.map((r) => [r.key, r.write, r.version])).toEqual([[['1'], 'delete', null]]);
     expect(plan.conflicts).toEqual([]);
+    const same = planChunk({ items: [item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 1 }, hlc: local.hlc })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, local)), ctx });
+    expect(same.rows.map((r) => [r.write, r.version])).toEqual([['delete', null]]);
     // Moved back in later in the same chunk: the row arrives whole, as new.
-    const back = item(3, { k: '1', op: 'update', row: { k: '1', v: '7', note: 'x' }, vv: { there: 2 } });
+    const back = item(3, { k: '1', op: 'update', row: { k: '1', v: '7', note: 'x' }, vv: { there: 3 } });
     const again = planChunk({ items: [evict, back], cursor: 0, reads: reads(present('1', { v: '5', note: null }, local)), ctx });
-    expect(again.rows.map((r) => [r.write, r.values, r.version?.vv])).toEqual([['replace', ['1', '7', 'x'], { there: 2 }]]);
+    expect(again.rows.map((r) => [r.write, r.values, r.version?.vv])).toEqual([['replace', ['1', '7', 'x'], { there: 3 }]]);
+  });
+
+  it('keeps a copy newer than the version an eviction is for: that eviction is stale', () => {
+    // Dominating: this branch's version already includes the evicted one.
+    const after = { vv: { there: 5, here: 1 }, hlc: hlc(ctx.now - 100), origin: 'here', deleted: false };
+    const stale = planChunk({ items: [item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 5 } })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, after)), ctx });
+    expect(stale.rows).toEqual([]);
+    expect(stale.skipped).toBe(1);
+    // Concurrent, and the local write wins (later clock): kept too.
+    const concurrent = { vv: { here: 9 }, hlc: hlc(ctx.now), origin: 'here', deleted: false };
+    const lost = planChunk({ items: [item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 1 }, hlc: hlc(ctx.now - 50) })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, concurrent)), ctx });
+    expect(lost.rows).toEqual([]);
+    // Concurrent, and the evicted version wins: dropped.
+    const won = planChunk({ items: [item(1, { k: '1', op: 'delete', row: null, evict: true, vv: { there: 1 }, hlc: hlc(ctx.now + 50) })], cursor: 0, reads: reads(present('1', { v: '5', note: null }, concurrent)), ctx });
+    expect(won.rows.map((r) => [r.write, r.version])).toEqual([['delete', null]]);
   });
 
   it('skips entries at or below the cursor and stale changes, and moves the cursor to the last offset', () => {

@@ -221,7 +221,13 @@ export function planChunk(input: {
     }
     if (it.change.evict === true) {
       // Routing took the row out of this branch's subset: drop the copy and its version, no
-      // tombstone (the row lives on elsewhere), nothing to resolve.
+      // tombstone (the row lives on elsewhere), nothing to resolve. Unless the copy is a version
+      // that beats the one the eviction is for: then the eviction is stale, the newer version's
+      // own routing decides (and the hub's route repair evicts it if it must, hub/routes/repair.ts).
+      if (s.version !== null && evictionIsStale(s.version, incomingVersion(it.change), strategy(c.table))) {
+        skipped++;
+        return;
+      }
       applied++;
       s.present = false;
       s.version = null;
@@ -362,4 +368,10 @@ function mergeColumns(
   s.version = decision.version;
   s.changed = true;
   return { conflict };
+}
+
+/** Whether `local` beats the version an eviction is for (an equal version is the one evicted). */
+function evictionIsStale(local: Version, evicted: Version, st: Strategy): boolean {
+  const d = resolve(local, evicted, st);
+  return (d.action === 'skip' && d.reason === 'stale') || (d.action === 'conflict' && d.winner === 'local');
 }

@@ -82,6 +82,8 @@ export class RoutingPolicy {
    */
   decide(branch: string, c: Change): Decision {
     if (isSchemaChange(c)) return branch === c.origin ? 'skip' : 'deliver';
+    // Only the hub writes evictions into the log, as route repairs targeted at one branch.
+    if (c.evict === true) return 'deliver';
     return this.decideWith(branch, c, this.sending(c), rowBefore(c));
   }
 
@@ -175,6 +177,11 @@ export class RoutingPolicy {
   /** Whether `branch` keeps version `v`: it would receive it, or wrote it and no route takes it away. */
   keeps(branch: string, v: Change): boolean {
     return this.holds(branch, v) || (v.origin === branch && v.row !== null && this.decideOwn(branch, v) === 'skip');
+  }
+
+  /** Whether a change of `table` can move a row between subsets: a route carrying it has a filter. */
+  filters(table: string): boolean {
+    return this.routesOf(table).some((r) => r.filter !== null);
   }
 
   /** Routes that carry changes of `c.table` from `c.origin`. */

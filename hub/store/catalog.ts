@@ -3,7 +3,7 @@
  * the branches' columns, so that a route filter naming a column no branch has, or comparing it
  * with a value of another type, is refused when saved (hub/routes/catalog.ts decides).
  */
-import type { CatalogReport } from '../../protocol/index.js';
+import type { CatalogReport, StrategyName } from '../../protocol/index.js';
 import { quoteIdent, type Queryable } from './db.js';
 
 export type ReportedTable = CatalogReport['tables'][number];
@@ -22,11 +22,11 @@ export async function saveCatalog(q: Queryable, schema: string, branch: string, 
   const byName = new Map(tables.map((t) => [t.name, t]));
   if (byName.size === 0) return 0;
   const { rowCount } = await q.query(
-    `INSERT INTO ${quoteIdent(schema)}.catalog AS c (tbl, columns, pk, reported_by)
-     SELECT t->>'name', t->'columns', t->'pk', $2 FROM jsonb_array_elements($1::jsonb) t
-     ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk = excluded.pk, reported_by = excluded.reported_by, reported_at = now()
-       WHERE (c.columns, c.pk) IS DISTINCT FROM (excluded.columns, excluded.pk)`,
-    [JSON.stringify([...byName.values()].map((t) => ({ name: t.name, columns: t.columns, pk: t.pk }))), branch],
+    `INSERT INTO ${quoteIdent(schema)}.catalog AS c (tbl, columns, pk, strategy, reported_by)
+     SELECT t->>'name', t->'columns', t->'pk', t->>'strategy', $2 FROM jsonb_array_elements($1::jsonb) t
+     ON CONFLICT (tbl) DO UPDATE SET columns = excluded.columns, pk = excluded.pk, strategy = excluded.strategy, reported_by = excluded.reported_by, reported_at = now()
+       WHERE (c.columns, c.pk, c.strategy) IS DISTINCT FROM (excluded.columns, excluded.pk, excluded.strategy)`,
+    [JSON.stringify([...byName.values()].map((t) => ({ name: t.name, columns: t.columns, pk: t.pk, strategy: t.strategy ?? null }))), branch],
   );
   return rowCount ?? 0;
 }
@@ -35,8 +35,8 @@ export async function saveCatalog(q: Queryable, schema: string, branch: string, 
 export async function readCatalog(q: Queryable, schema: string): Promise<CatalogTable[]> {
   const there = await q.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${quoteIdent(schema)}.catalog`]);
   if (!there.rows[0]?.t) return [];
-  const { rows } = await q.query<{ tbl: string; columns: ReportedTable['columns']; pk: string[]; reported_by: string; reported_at: Date }>(
-    `SELECT tbl, columns, pk, reported_by, reported_at FROM ${quoteIdent(schema)}.catalog ORDER BY tbl`,
+  const { rows } = await q.query<{ tbl: string; columns: ReportedTable['columns']; pk: string[]; strategy: StrategyName | null; reported_by: string; reported_at: Date }>(
+    `SELECT tbl, columns, pk, strategy, reported_by, reported_at FROM ${quoteIdent(schema)}.catalog ORDER BY tbl`,
   );
-  return rows.map((r) => ({ name: r.tbl, columns: r.columns, pk: r.pk, reportedBy: r.reported_by, reportedAt: r.reported_at }));
+  return rows.map((r) => ({ name: r.tbl, columns: r.columns, pk: r.pk, ...(r.strategy === null ? {} : { strategy: r.strategy }), reportedBy: r.reported_by, reportedAt: r.reported_at }));
 }

@@ -173,16 +173,30 @@ const TENANT: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'the tables branches report',
+    name: 'the tables branches report, and how far route repair has read the log',
     // Columns and types of each synced table as the last branch to report it has them
-    // (catalog.report): route filters are checked against them when saved.
+    // (catalog.report): route filters are checked against them when saved, and the table's own
+    // conflict strategy, if it has one, is what route repair resolves its rows with. Route repair
+    // (hub/route-repair.ts) has read the compacted log up to repaired_upto; a tenant that exists
+    // already starts at its compacted_upto (what was folded before is not replayed).
     sql: `
       CREATE TABLE IF NOT EXISTS $S.catalog (
         tbl text PRIMARY KEY,
         columns jsonb NOT NULL,
         pk jsonb NOT NULL,
+        strategy text,
         reported_by text NOT NULL,
         reported_at timestamptz NOT NULL DEFAULT now()
+      );
+      ALTER TABLE $S.meta ADD COLUMN IF NOT EXISTS repaired_upto bigint;
+      UPDATE $S.meta SET repaired_upto = compacted_upto WHERE repaired_upto IS NULL;
+      ALTER TABLE $S.meta ALTER COLUMN repaired_upto SET DEFAULT 0, ALTER COLUMN repaired_upto SET NOT NULL;
+      -- What each branch holds of each row of a filtered table, as route repair replayed it.
+      CREATE TABLE IF NOT EXISTS $S.route_holders (
+        key text COLLATE "C" NOT NULL,
+        branch text NOT NULL,
+        copy jsonb NOT NULL,
+        PRIMARY KEY (key, branch)
       );
     `,
   },

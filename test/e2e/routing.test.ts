@@ -46,7 +46,8 @@ async function holds(b: Branch, table: string, expected: string[]): Promise<void
 }
 
 beforeAll(async () => {
-  hub = await e2e.startHub();
+  // Maintenance (compaction, then route repair) often, so that repairs come within the test's patience.
+  hub = await e2e.startHub({ maintenanceIntervalMs: 300 });
   hq = await routed('hq', ['hq']);
   stores = [];
   for (const n of [1, 2, 3]) stores.push(await routed(`s${n}`, ['store'], { store_id: String(n) }));
@@ -187,6 +188,48 @@ describe('routes', { timeout: 120_000 }, () => {
     await holds(stores[2] as Branch, 'public.customer', ['(20,2,"walk-in at 2")', '(22,2,"while 2 was away")', '(23,2,"after the change")']);
     // Nothing of another store reached hq twice or went missing there.
     expect(await rows(hq, 'public.customer')).toHaveLength(8);
+  });
+
+  it('repairs a move that raced with an edit elsewhere: the store the row moved to loses it when the edit wins', async () => {
+    const [s1, s2] = stores as [Branch, Branch, Branch];
+    const row70 = async (b: Branch) => (await b.query<{ r: string }>(`SELECT c::text AS r FROM customer c WHERE id = 70`)).map((x) => x.r);
+    const repairs = () => metric(hub.app!.ctx.metrics.routeRepairs, { tenant: 'chain' });
+    const before = await repairs();
+    await hq.query(`INSERT INTO customer VALUES (70, 1, 'race')`);
+    await expect.poll(() => row70(s1), { timeout: 30_000 }).toEqual(['(70,1,race)']);
+    // hq goes offline; s1 hands the customer to store 2 meanwhile, and hq, not having seen that,
+    // edits the name later: concurrent writes, hq's (the later) wins, and it says store 1.
+    await hq.stop();
+    await s1.query(`UPDATE customer SET store_id = 2 WHERE id = 70`);
+    await expect.poll(() => row70(s2), { timeout: 30_000 }).toEqual(['(70,2,race)']);
+    await expect.poll(() => row70(s1), { timeout: 30_000 }).toEqual([]);
+    await new Promise((r) => setTimeout(r, 20));
+    await hq.query(`UPDATE customer SET name = 'race, edited at hq' WHERE id = 70`);
+    await hq.start();
+    await expect.poll(() => row70(hq), { timeout: 30_000 }).toEqual(['(70,1,"race, edited at hq")']);
+    await expect.poll(() => row70(s1), { timeout: 30_000 }).toEqual(['(70,1,"race, edited at hq")']);
+    // Routed by its own row, hq's edit never reached store 2: route repair takes the row away there.
+    await expect.poll(() => row70(s2), { timeout: 30_000 }).toEqual([]);
+    expect(await repairs()).toBeGreaterThan(before);
+    expect(await row70(stores[2] as Branch)).toEqual([]);
+  });
+
+  it('keeps a store the row it edited while offline when its edit wins over a move it had not seen', async () => {
+    const [s1, s2] = stores as [Branch, Branch, Branch];
+    const row71 = async (b: Branch) => (await b.query<{ r: string }>(`SELECT c::text AS r FROM customer c WHERE id = 71`)).map((x) => x.r);
+    await hq.query(`INSERT INTO customer VALUES (71, 1, 'race 2')`);
+    await expect.poll(() => row71(s1), { timeout: 30_000 }).toEqual(['(71,1,"race 2")']);
+    await s1.stop();
+    await hq.query(`UPDATE customer SET store_id = 2 WHERE id = 71`);
+    await expect.poll(() => row71(s2), { timeout: 30_000 }).toEqual(['(71,2,"race 2")']);
+    await new Promise((r) => setTimeout(r, 20));
+    await s1.query(`UPDATE customer SET name = 'race 2, edited at store 1' WHERE id = 71`);
+    await s1.start();
+    // The eviction of hq's move reaches store 1 after its own, later edit: stale, the copy stays;
+    // everyone takes the edit, which says store 1; store 2 loses the moved row by route repair.
+    await expect.poll(() => row71(hq), { timeout: 30_000 }).toEqual(['(71,1,"race 2, edited at store 1")']);
+    await expect.poll(() => row71(s2), { timeout: 30_000 }).toEqual([]);
+    expect(await row71(s1)).toEqual(['(71,1,"race 2, edited at store 1")']);
   });
 
   it('checks route filters against the tables the branches reported, and keeps a filtered column from being dropped or renamed', async () => {

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { strategyFor } from '../../protocol/conflict.js';
+import type { Change } from '../../protocol/index.js';
+import { RoutingPolicy } from './policy.js';
+import { repairsFor, winnerOf } from './repair.js';
+import type { BranchRouting, Route } from './route.js';
+
+const ROUTES: Route[] = [
+  { name: 'customers-to-hq', tables: ['public.customer'], from: ['hq', 'store'], to: ['hq'] },
+  { name: 'own-customers', tables: ['public.customer'], from: ['hq', 'store'], to: ['store'], filter: 'store_id = branch.store_id' },
+];
+const BRANCHES = new Map<string, BranchRouting>([
+  ['hq', { groups: ['hq'], attributes: {} }],
+  ['s1', { groups: ['store'], attributes: { store_id: '1' } }],
+  ['s2', { groups: ['store'], attributes: { store_id: '2' } }],
+  ['s3', { groups: ['store'], attributes: { store_id: '3' } }],
+]);
+const policy = RoutingPolicy.of(ROUTES, BRANCHES) as RoutingPolicy;
+const lww = strategyFor({ conflict_strategy: 'last-write-wins', branch_priority: [] });
+
+const hlc = (ms: number): string => (BigInt(ms) << 16n).toString(16).padStart(16, '0');
+/** A write of customer 7 by `origin`, at `ms`, over the version vector `vv`. */
+function write(origin: string, ms: number, vv: Record<string, number>, row: Record<string, string>, old?: Record<string, string>): Change {
+  return { table: 'public.customer', op: 'update', pk: { id: '7' }, row: { id: '7', ...row }, ...(old ? { old } : {}), hlc: hlc(ms), vv, origin, seq: vv[origin] as number, tx: `${origin}-${ms}` };
+}
+const repairs = (changes: Change[]) => {
+  const winner = winnerOf(changes, lww) as Change;
+  return repairsFor(policy, changes, winner, lww).repairs.map((r) => [r.branch, r.change.evict === true ? 'evict' : `${r.change.origin}@${r.change.seq}`]);
+};
+
+describe('route repair', () => {
+  it('repairs nothing when nothing raced: a move alone, an edit alone, one after the other', () => {
+    const move = write('s1', 100, { s1: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
+    const edit = write('hq', 200, { s1: 1, hq: 1 }, { store_id: '2', name: 'Anne' }, { name: 'Ann' });
+    expect(repairs([move])).toEqual([]);
+    expect(repairs([move, edit])).toEqual([]);
+  });
+
+  it('takes the moved row from the store it moved to when an edit elsewhere, made before seeing the move, wins', () => {
+    // s1 moves the customer to store 2; hq, not having seen that, edits the name later (it wins).
+    const move = write('s1', 100, { s1: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
+    const edit = write('hq', 200, { hq: 1 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
+    // s2 got the moved row and nothing after it; s1 got the edit after its own move evicted it.
+    expect(repairs([move, edit])).toEqual([['s2', 'evict']]);
+    // In the other log order s1 got the edit first (it won over s1's own write), then the eviction of
+    // its own move, which its newer copy beats (stale): nothing to send it either.
+    expect(repairs([edit, move])).toEqual([['s2', 'evict']]);
+  });
+
+  it('gives the row back to a store whose own later edit won over a move it had not seen', () => {
+    // hq moves the customer from store 1 to store 2; s1, offline, edits it later (it wins).
+    const move = write('hq', 100, { hq: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
+    const edit = write('s1', 200, { s1: 1 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
+    // s1's copy beats the eviction of hq's move (stale at s1); s2 must lose the moved row.
+    expect(repairs([move, edit])).toEqual([['s2', 'evict']]);
+  });
+
+  it('sends the winner to a store that should hold it but was evicted by a losing move', () => {
+    // s3 moves the customer from store 1 to store 3 at 300, after hq's edit at 200 which keeps it at
+    // store 1... but hq's clock ran ahead: its edit carries 400 and wins.
+    const start = write('hq', 50, { hq: 1 }, { store_id: '1', name: 'Ann' });
+    const move = write('s1', 300, { hq: 1, s1: 1 }, { store_id: '3', name: 'Ann' }, { store_id: '1' });
+    const edit = write('hq', 400, { hq: 2 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
+    // s1: its own move evicted its copy, then the edit came back whole: it holds the winner.
+    // s3: got the moved row, must lose it.
+    expect(repairs([start, move, edit])).toEqual([['s3', 'evict']]);
+    // With the edit first in the log, s1 held it, then its own move's eviction (of a version the
+    // edit beats) was stale: still nothing for s1.
+    expect(repairs([start, edit, move])).toEqual([['s3', 'evict']]);
+  });
+
+  it('remembers what each branch holds between passes: a race split over two stretches of the log is repaired too', () => {
+    const move = write('s1', 100, { s1: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
+    const edit = write('hq', 200, { hq: 1 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
+    // First pass: only the move is in the log; it is the winner then, nothing to repair.
+    const first = repairsFor(policy, [move], move, lww);
+    expect(first.repairs).toEqual([]);
+    expect([...first.held].map(([b, c]) => [b, c && `${c.origin}@${c.seq}`]).sort()).toEqual([['hq', 's1@1'], ['s1', null], ['s2', 's1@1']]);
+    // Second pass: the edit wins; store 2, not reached by it, is known to hold the move.
+    const held = new Map([...first.held].filter((e): e is [string, NonNullable<(typeof e)[1]>] => e[1] !== null));
+    const second = repairsFor(policy, [edit], edit, lww, held);
+    expect(second.repairs.map((r) => [r.branch, r.change.evict === true])).toEqual([['s2', true]]);
+    expect(second.held.get('s2')).toBeNull();
+    expect(second.held.get('s1')).toMatchObject({ origin: 'hq', seq: 1 });
+  });
+
+  it('sends the winner again to a store that received a losing version after being evicted', () => {
+    // s2 takes the customer from store 1 (move to 2), while s1 edits it concurrently and loses.
+    const move = write('s2', 300, { s2: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
+    const losing = write('s1', 200, { s1: 1 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
+    // hq holds the move (wins); s1 holds its own losing write: it must lose the row (not its subset
+    // any more); s2 wrote the winner.
+    expect(repairs([move, losing])).toEqual([['s1', 'evict']]);
+  });
+});
