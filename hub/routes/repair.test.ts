@@ -1,8 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { strategyFor } from '../../protocol/conflict.js';
+import { resolve, strategyFor } from '../../protocol/conflict.js';
+import { fcParams } from '../../protocol/testing/fc.js';
 import type { Change } from '../../protocol/index.js';
 import { RoutingPolicy } from './policy.js';
-import { repairsFor, winnerOf } from './repair.js';
+import { repairsFor, winnerOf, type Copy } from './repair.js';
 import type { BranchRouting, Route } from './route.js';
 
 const ROUTES: Route[] = [
@@ -91,5 +93,112 @@ describe('route repair', () => {
     // hq holds the move (wins); s1 holds its own losing write: it must lose the row (not its subset
     // any more); s2 wrote the winner.
     expect(repairs([move, losing])).toEqual([['s1', 'evict']]);
+  });
+});
+
+/**
+ * Branches writing one row concurrently while it moves between stores, deliveries in any order
+ * and interleaving, route repair passes at random points: once everything is delivered and a
+ * last pass found nothing more, every branch holds the row's winner if its routes select it,
+ * and nothing otherwise (docs/sync-semantics.md "Convergence within a subset").
+ */
+describe('route repair, property', () => {
+  type Entry = { readonly change: Change; readonly target: string | null };
+  const ids = [...BRANCHES.keys()];
+
+  const version = (c: Change) => ({ vv: c.vv, hlc: c.hlc, origin: c.origin, deleted: c.op === 'delete' });
+  /** What an agent keeps of `held` after applying `c` (agent/apply/plan.ts, written again here). */
+  function apply(held: Change | null, c: Change): Change | null {
+    if (c.evict === true) {
+      if (held === null) return null;
+      const d = resolve(version(held), version(c), lww);
+      return (d.action === 'skip' && d.reason === 'stale') || (d.action === 'conflict' && d.winner === 'local') ? held : null;
+    }
+    if (held === null) return c;
+    const d = resolve(version(held), version(c), lww);
+    return d.action === 'apply' || (d.action === 'conflict' && d.winner === 'incoming') ? c : held;
+  }
+
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('write' as const), branch: fc.constantFrom(...ids), store: fc.constantFrom('1', '2', '3'), rename: fc.boolean() }),
+    fc.record({ kind: fc.constant('deliver' as const), branch: fc.constantFrom(...ids), count: fc.integer({ min: 1, max: 4 }) }),
+    fc.constant({ kind: 'repair' as const }),
+  );
+
+  it('leaves every branch with the winner where its routes select the row, and nothing elsewhere', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const log: Entry[] = [];
+        const cursor = new Map(ids.map((b) => [b, 0]));
+        const held = new Map<string, Change | null>(ids.map((b) => [b, null]));
+        const seqs = new Map(ids.map((b) => [b, 0]));
+        let clock = 1000;
+        let maximal: Change[] = [];
+        let repaired = 0;
+        let holders = new Map<string, Copy>();
+        const first = write('hq', clock++, { hq: 1 }, { store_id: '1', name: 'n0' });
+        seqs.set('hq', 1);
+        held.set('hq', first);
+        log.push({ change: first, target: null });
+        maximal = [first];
+
+        const deliverTo = (b: string, count: number) => {
+          for (let i = 0; i < count && (cursor.get(b) as number) < log.length; i++) {
+            const e = log[cursor.get(b) as number] as Entry;
+            cursor.set(b, (cursor.get(b) as number) + 1);
+            if (e.target !== null && e.target !== b) continue;
+            const d = policy.decide(b, e.change);
+            if (d === 'skip') continue;
+            held.set(b, apply(held.get(b) ?? null, d === 'evict' && e.change.evict !== true ? { ...e.change, op: 'delete', row: null, evict: true } : e.change));
+          }
+        };
+        const repairPass = () => {
+          const stretch = log.slice(repaired).filter((e) => e.target === null).map((e) => e.change);
+          repaired = log.length;
+          if (stretch.length === 0) return 0;
+          const winner = winnerOf(maximal, lww) as Change;
+          const r = repairsFor(policy, stretch, winner, lww, holders);
+          holders = new Map([...r.held].filter((x): x is [string, Copy] => x[1] !== null));
+          for (const x of r.repairs) log.push({ change: x.change, target: x.branch });
+          repaired = log.length;
+          return r.repairs.length;
+        };
+
+        for (const o of ops) {
+          if (o.kind === 'deliver') deliverTo(o.branch, o.count);
+          else if (o.kind === 'repair') repairPass();
+          else {
+            const mine = held.get(o.branch) ?? null;
+            // A store edits only a row it holds; hq may always write (it would re-create it).
+            if (mine === null && o.branch !== 'hq') continue;
+            const seq = (seqs.get(o.branch) as number) + 1;
+            seqs.set(o.branch, seq);
+            const base = mine?.row ?? { id: '7', store_id: '1', name: 'n0' };
+            const row = { ...(base as Record<string, string>), store_id: o.store, ...(o.rename ? { name: `n${clock}` } : {}) };
+            const old = Object.fromEntries(Object.entries(base as Record<string, string>).filter(([k, v]) => row[k as keyof typeof row] !== v));
+            const vv = { ...(mine?.vv ?? {}), [o.branch]: seq };
+            const c = write(o.branch, clock++, vv, row, old);
+            held.set(o.branch, c);
+            log.push({ change: c, target: null });
+            // The compacted state: the maximal versions.
+            maximal = [...maximal.filter((m) => resolve(version(m), version(c), lww).action !== 'apply'), c];
+          }
+        }
+        // Everything delivered, then repair until a pass finds nothing (each pass's entries delivered).
+        for (let round = 0; round < 6; round++) {
+          for (const b of ids) deliverTo(b, Number.MAX_SAFE_INTEGER);
+          if (repairPass() === 0) break;
+        }
+        for (const b of ids) deliverTo(b, Number.MAX_SAFE_INTEGER);
+        expect(repairPass()).toBe(0);
+        const winner = winnerOf(maximal, lww) as Change;
+        for (const b of ids) {
+          const copy = held.get(b) ?? null;
+          const expected = policy.keeps(b, winner) ? `${winner.origin}@${winner.seq}` : null;
+          expect([b, copy && `${copy.origin}@${copy.seq}`]).toEqual([b, expected]);
+        }
+      }),
+      fcParams({ numRuns: 500 }),
+    );
   });
 });
