@@ -188,4 +188,22 @@ describe('admin API: branch groups and attributes, tenant routes', () => {
       expect((await api('GET', '/admin/tenants/acme')).body.tables).toEqual([]);
     });
   });
+
+  it("says in a branch's status whether its rows follow its routing as it is now", async () => {
+    expect((await api('POST', '/admin/tenants', { id: 'follow' })).status).toBe(201);
+    expect((await api('POST', '/admin/tenants/follow/branches', { id: 'b1', groups: ['stores'], attributes: { region: 'eu' } })).status).toBe(201);
+    const followed = async () => (await api('GET', '/admin/tenants/follow/branches/b1/status')).body.routingFollowed as boolean;
+    // No routes: everything goes everywhere, nothing to follow.
+    expect(await followed()).toBe(true);
+    expect((await api('PUT', '/admin/tenants/follow/routes', { routes: [ORDERS] })).status).toBe(200);
+    // Routes now, which the branch has not been brought in line with (it resyncs when it connects).
+    expect(await followed()).toBe(false);
+    const b = await app.ctx.store.getBranch('follow', 'b1');
+    await app.ctx.store.markRoutingSynced('follow', 'b1', { routes: [ORDERS], groups: b?.groups ?? [], attributes: b?.attributes ?? {} });
+    expect(await followed()).toBe(true);
+    // Its attribute changes: out of line again.
+    expect((await api('PATCH', '/admin/tenants/follow/branches/b1', { attributes: { region: 'us' } })).status).toBe(200);
+    expect(await followed()).toBe(false);
+    expect((await api('GET', '/admin/tenants/follow/branches/b1/status')).body.connection).toBeNull();
+  });
 });

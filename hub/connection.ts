@@ -165,6 +165,7 @@ export class Connection implements HubConnection {
       applied: this.delivery.applied,
       delivered: this.delivery.deliveredUpto,
       bufferedBytes: this.ws.bufferedAmount,
+      snapshot: this.snapshot ? { ...this.snapshot.progress, resync: this.resync !== undefined } : null,
     };
   }
 

@@ -50,6 +50,8 @@ export interface ConnectionInfo {
   readonly applied: number;
   readonly delivered: number;
   readonly bufferedBytes: number;
+  /** A snapshot being served: versions read of the tenant's `total`, rows sent, evictions; `resync` when routing changed. */
+  readonly snapshot: { readonly total: number; readonly scanned: number; readonly sent: number; readonly evicted: number; readonly resync: boolean } | null;
 }
 
 export class ConnectionRegistry<C extends RegisteredConnection = RegisteredConnection> {

@@ -67,8 +67,17 @@ class Semaphore {
   }
 }
 
+/** How far a snapshot has come, for status: row versions read of `total`, and what was sent. */
+export interface SnapshotProgress {
+  total: number;
+  scanned: number;
+  sent: number;
+  evicted: number;
+}
+
 export class SnapshotSession {
   readonly id = `s-${randomBytes(6).toString('hex')}`;
+  readonly progress: SnapshotProgress = { total: 0, scanned: 0, sent: 0, evicted: 0 };
   private acked = -1;
   private wake: (() => void) | undefined;
   private aborted: string | undefined;
@@ -162,6 +171,7 @@ export class SnapshotService {
       );
       offset = Number(meta.rows[0]?.offset ?? 0);
       const total = Number(meta.rows[0]?.total ?? 0);
+      session.progress.total = total;
       peer.send({ type: 'snapshot.begin', id: `${session.id}-b`, snapshot_id: session.id, offset, total_rows: total });
       // Schema changes first, in version order, in chunks of their own: the rows after them are
       // at the latest schema (docs/sync-semantics.md "Schema changes").
@@ -182,11 +192,14 @@ export class SnapshotService {
         seq++;
         peer.send({ type: 'snapshot.chunk', id: `${session.id}-${seq}`, snapshot_id: session.id, seq, rows: chunk });
         sent += chunk.length;
+        session.progress.sent = sent;
+        session.progress.evicted = evicted;
         chunk = [];
         bytes = 0;
       };
       const take = async (rows: readonly { versions: Change[]; pos: string }[]): Promise<void> => {
         for (const r of rows) {
+          session.progress.scanned += r.versions.length;
           const held = peer.holds ? r.versions.filter(peer.holds) : r.versions;
           // A row held before and not now: one eviction for it (a resync).
           const out = held.length === 0 && r.versions.length > 0 && peer.evicts?.(r.versions, Number(r.pos) > (peer.cursor ?? 0)) ? [evictionOf(r.versions[0] as Change)] : held;

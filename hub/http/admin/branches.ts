@@ -3,6 +3,7 @@
  * routing fields (groups, attributes), delete, suspend, resume, rotate the key, and a branch's
  * sync status.
  */
+import { currentRouting, sameRouting } from '../../routes/resync.js';
 import { z } from 'zod';
 import * as log from '../../log.js';
 import type { AdminDeps, AdminRoute } from './routes.js';
@@ -143,6 +144,9 @@ export function branchRoutes({ ctx, store }: AdminDeps): AdminRoute[] {
         log: { head: pos.head, prunedUpto: pos.prunedUpto, compactedUpto: pos.compactedUpto },
         // The rule the hub applies on connect (hello.bootstrap): behind retention, or new to a log with history.
         needsSnapshot: pos.cursor < pos.prunedUpto || (pos.cursor === 0 && pos.head > 0),
+        // Whether its rows follow its routing as it is now; false: it is resynced (in the
+        // background) at its next connection, `connection.snapshot` shows how far it got.
+        routingFollowed: sameRouting(b.routingSynced, currentRouting(t.routes, b)),
         connection: local ? connectionDetails(local.info()) : null,
         answeredBy: ctx.instanceId,
         ...(loc.note ? { note: loc.note } : {}),

@@ -98,5 +98,6 @@ export function connectionDetails(c: ConnectionInfo): ConnectionDetails {
     applied: c.applied,
     delivered: c.delivered,
     bufferedBytes: c.bufferedBytes,
+    snapshot: c.snapshot,
   };
 }
