@@ -13,7 +13,7 @@ import { strategyFor } from '../protocol/conflict.js';
 import type { Change, StrategyName, TenantPolicy } from '../protocol/index.js';
 import { SCHEMA_ORIGIN, isReservedTable } from '../protocol/schema-entry.js';
 import { appendLockKey } from './log.js';
-import { repairsFor, winnerOf, type Copy, type Repair } from './routes/repair.js';
+import { heldBefore, repairsFor, winnerOf, type Repair } from './routes/repair.js';
 import type { RoutingPolicy } from './routes/policy.js';
 import { ADVISORY_KEY_SQL, quoteIdent } from './store/db.js';
 
@@ -29,7 +29,8 @@ export interface RepairResult {
   readonly repairs: number;
 }
 
-const PAGE = 2000;
+/** Most log entries replayed per transaction; a longer stretch is replayed a page at a time. */
+const PAGE = 20_000;
 
 /** One pass up to the compacted position, a page per transaction. */
 export async function repairRoutes(pool: pg.Pool, tenantId: string, schema: string, view: RepairView | null): Promise<RepairResult> {
@@ -69,7 +70,7 @@ async function repairPage(pool: pg.Pool, tenantId: string, schema: string, view:
         [from, to, SCHEMA_ORIGIN],
       );
       entries = log.rows.length;
-      found = await repairsOf(c, s, routing, view?.policy ?? null, log.rows);
+      found = await repairsOf(c, s, routing, view?.policy ?? null, log.rows, to < compacted, to);
     }
     if (found.length > 0) await appendRepairs(c, s, found);
     await c.query(`UPDATE ${s}.meta SET repaired_upto = $1`, [Math.max(from, to)]);
@@ -83,8 +84,12 @@ async function repairPage(pool: pg.Pool, tenantId: string, schema: string, view:
   }
 }
 
-/** The repairs for the rows of filtered, whole-row tables among `rows`; records what each branch holds after them. */
-async function repairsOf(c: pg.PoolClient, s: string, routing: RoutingPolicy, policy: TenantPolicy | null, rows: readonly { key: string; change: Change }[]): Promise<Repair[]> {
+/**
+ * The repairs for the rows of filtered, whole-row tables among `rows` (the log after `from`, up
+ * to `to`). The state may be folded past `to` (compaction ran further than this page): versions
+ * of later changes are then left out, as the stretch and what came before it is what is replayed.
+ */
+async function repairsOf(c: pg.PoolClient, s: string, routing: RoutingPolicy, policy: TenantPolicy | null, rows: readonly { key: string; change: Change }[], beyond: boolean, to: number): Promise<Repair[]> {
   const columnLevel = new Set((policy?.tables ?? []).filter((t) => t.merge === 'column').map((t) => t.name));
   const byKey = new Map<string, Change[]>();
   for (const r of rows) {
@@ -96,36 +101,29 @@ async function repairsOf(c: pg.PoolClient, s: string, routing: RoutingPolicy, po
     else byKey.set(r.key, [r.change]);
   }
   if (byKey.size === 0) return [];
-  const keys = [...byKey.keys()];
-  const state = await c.query<{ key: string; versions: Change[] }>(`SELECT key, versions FROM ${s}.state WHERE key = ANY($1::text[])`, [keys]);
-  const holders = await c.query<{ key: string; branch: string; copy: Copy }>(`SELECT key, branch, copy FROM ${s}.route_holders WHERE key = ANY($1::text[])`, [keys]);
-  const before = new Map<string, Map<string, Copy>>();
-  for (const h of holders.rows) {
-    const m = before.get(h.key) ?? new Map<string, Copy>();
-    m.set(h.branch, h.copy);
-    before.set(h.key, m);
-  }
+  const state = await c.query<{ key: string; versions: Change[] }>(`SELECT key, versions FROM ${s}.state WHERE key = ANY($1::text[])`, [[...byKey.keys()]]);
+  const later = beyond ? await laterVersions(c, s, state.rows.flatMap((r) => r.versions), to) : new Set<string>();
   const strategies = await tableStrategies(c, s, [...new Set([...byKey.values()].map((l) => (l[0] as Change).table))]);
   const out: Repair[] = [];
-  const keep: { key: string; branch: string; copy: Copy }[] = [];
-  for (const { key, versions } of state.rows) {
-    const changes = byKey.get(key) as Change[];
+  for (const row of state.rows) {
+    const changes = byKey.get(row.key) as Change[];
     const table = (changes[0] as Change).table;
     const st = policy === null ? strategyFor({ conflict_strategy: 'last-write-wins', branch_priority: [] }) : strategyFor(policy, strategies.get(table));
+    const versions = later.size === 0 ? row.versions : row.versions.filter((v) => !later.has(`${v.origin}/${v.seq}`));
     const winner = winnerOf(versions, st);
-    if (!winner) continue;
-    const r = repairsFor(routing, changes, winner, st, before.get(key));
-    out.push(...r.repairs);
-    for (const [branch, copy] of r.held) if (copy !== null) keep.push({ key, branch, copy });
-  }
-  await c.query(`DELETE FROM ${s}.route_holders WHERE key = ANY($1::text[])`, [keys]);
-  if (keep.length > 0) {
-    await c.query(
-      `INSERT INTO ${s}.route_holders (key, branch, copy) SELECT x.key, x.branch, x.copy FROM jsonb_to_recordset($1::jsonb) AS x(key text, branch text, copy jsonb)`,
-      [JSON.stringify(keep)],
-    );
+    if (winner) out.push(...repairsFor(routing, changes, winner, st, heldBefore(routing, versions, changes, st)).repairs);
   }
   return out;
+}
+
+/** The versions among `versions` whose log entry comes after `to`, as `origin/seq`. */
+async function laterVersions(c: pg.PoolClient, s: string, versions: readonly Change[], to: number): Promise<Set<string>> {
+  const { rows } = await c.query<{ origin: string; seq: string }>(
+    `SELECT l.origin, l.origin_seq AS seq FROM ${s}.log l, ROWS FROM (unnest($1::text[]), unnest($2::bigint[])) AS v(origin, seq)
+      WHERE l.origin = v.origin AND l.origin_seq = v.seq AND l.pos > $3`,
+    [versions.map((v) => v.origin), versions.map((v) => v.seq), to],
+  );
+  return new Set(rows.map((r) => `${r.origin}/${r.seq}`));
 }
 
 /** Per-table conflict strategies the branches reported (catalog.report), where a table overrides the tenant's. */

@@ -4,7 +4,7 @@ import { resolve, strategyFor } from '../../protocol/conflict.js';
 import { fcParams } from '../../protocol/testing/fc.js';
 import type { Change } from '../../protocol/index.js';
 import { RoutingPolicy } from './policy.js';
-import { repairsFor, winnerOf, type Copy } from './repair.js';
+import { heldBefore, repairsFor, winnerOf } from './repair.js';
 import type { BranchRouting, Route } from './route.js';
 
 const ROUTES: Route[] = [
@@ -71,19 +71,19 @@ describe('route repair', () => {
     expect(repairs([start, edit, move])).toEqual([['s3', 'evict']]);
   });
 
-  it('remembers what each branch holds between passes: a race split over two stretches of the log is repaired too', () => {
+  it('knows what each branch holds from before a stretch: a race split over two passes is repaired too', () => {
     const move = write('s1', 100, { s1: 1 }, { store_id: '2', name: 'Ann' }, { store_id: '1' });
     const edit = write('hq', 200, { hq: 1 }, { store_id: '1', name: 'Anne' }, { name: 'Ann' });
     // First pass: only the move is in the log; it is the winner then, nothing to repair.
-    const first = repairsFor(policy, [move], move, lww);
-    expect(first.repairs).toEqual([]);
-    expect([...first.held].map(([b, c]) => [b, c && `${c.origin}@${c.seq}`]).sort()).toEqual([['hq', 's1@1'], ['s1', null], ['s2', 's1@1']]);
-    // Second pass: the edit wins; store 2, not reached by it, is known to hold the move.
-    const held = new Map([...first.held].filter((e): e is [string, NonNullable<(typeof e)[1]>] => e[1] !== null));
-    const second = repairsFor(policy, [edit], edit, lww, held);
+    expect(repairsFor(policy, [move], move, lww).repairs).toEqual([]);
+    // Second pass: the edit wins. The move, still a version of the state (concurrent with the
+    // edit), tells who holds it from before: store 2 (and hq), which the edit did not reach.
+    const before = heldBefore(policy, [move, edit], [edit], lww);
+    expect([...before].map(([b, c]) => [b, `${c.origin}@${c.seq}`]).sort()).toEqual([['hq', 's1@1'], ['s2', 's1@1']]);
+    const second = repairsFor(policy, [edit], edit, lww, before);
     expect(second.repairs.map((r) => [r.branch, r.change.evict === true])).toEqual([['s2', true]]);
-    expect(second.held.get('s2')).toBeNull();
-    expect(second.held.get('s1')).toMatchObject({ origin: 'hq', seq: 1 });
+    // Without knowing that, store 2 would keep the moved row.
+    expect(repairsFor(policy, [edit], edit, lww).repairs).toEqual([]);
   });
 
   it('sends the winner again to a store that received a losing version after being evicted', () => {
@@ -135,7 +135,6 @@ describe('route repair, property', () => {
         let clock = 1000;
         let maximal: Change[] = [];
         let repaired = 0;
-        let holders = new Map<string, Copy>();
         const first = write('hq', clock++, { hq: 1 }, { store_id: '1', name: 'n0' });
         seqs.set('hq', 1);
         held.set('hq', first);
@@ -157,8 +156,7 @@ describe('route repair, property', () => {
           repaired = log.length;
           if (stretch.length === 0) return 0;
           const winner = winnerOf(maximal, lww) as Change;
-          const r = repairsFor(policy, stretch, winner, lww, holders);
-          holders = new Map([...r.held].filter((x): x is [string, Copy] => x[1] !== null));
+          const r = repairsFor(policy, stretch, winner, lww, heldBefore(policy, maximal, stretch, lww));
           for (const x of r.repairs) log.push({ change: x.change, target: x.branch });
           repaired = log.length;
           return r.repairs.length;

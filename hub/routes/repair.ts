@@ -51,6 +51,25 @@ export function winnerOf(versions: readonly Change[], st: Strategy): Change | nu
 }
 
 /**
+ * What each branch holds of a row when a stretch of the log begins, as far as the hub can tell
+ * without remembering it: the previous pass left every branch it reached with the winner if its
+ * routes select it and nothing otherwise, so a branch holds the best of the row's versions from
+ * before the stretch (those of the compacted state that no change of the stretch replaced) that
+ * it keeps. A version replaced by a change of the stretch was seen by that change's writer, so
+ * that change's own `old` values route it right.
+ */
+export function heldBefore(policy: RoutingPolicy, versions: readonly Change[], stretch: readonly Change[], st: Strategy): Map<string, Copy> {
+  const inStretch = new Set(stretch.map((c) => `${c.origin}/${c.seq}`));
+  const earlier = versions.filter((v) => !inStretch.has(`${v.origin}/${v.seq}`));
+  const out = new Map<string, Copy>();
+  for (const b of policy.branchIds()) {
+    const w = winnerOf(earlier.filter((v) => policy.keeps(b, v)), st);
+    if (w) out.set(b, copyOf(w));
+  }
+  return out;
+}
+
+/**
  * The repairs for one row: `changes` are the row's broadcast changes in a stretch of the log, in
  * log order; `before` what each branch held of the row when the stretch began, as the previous
  * pass left it (a branch not in it held nothing the hub knows of); `winner` the row's winning

@@ -191,13 +191,6 @@ const TENANT: readonly Migration[] = [
       ALTER TABLE $S.meta ADD COLUMN IF NOT EXISTS repaired_upto bigint;
       UPDATE $S.meta SET repaired_upto = compacted_upto WHERE repaired_upto IS NULL;
       ALTER TABLE $S.meta ALTER COLUMN repaired_upto SET DEFAULT 0, ALTER COLUMN repaired_upto SET NOT NULL;
-      -- What each branch holds of each row of a filtered table, as route repair replayed it.
-      CREATE TABLE IF NOT EXISTS $S.route_holders (
-        key text COLLATE "C" NOT NULL,
-        branch text NOT NULL,
-        copy jsonb NOT NULL,
-        PRIMARY KEY (key, branch)
-      );
     `,
   },
 ];

@@ -44,7 +44,7 @@ describe('hub store', () => {
     const { rows } = await pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'tenant_acme_retail' ORDER BY 1`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(['catalog', 'cursors', 'log', 'meta', 'notices', 'route_holders', 'schema_changes', 'state']);
+    expect(rows.map((r) => r.table_name)).toEqual(['catalog', 'cursors', 'log', 'meta', 'notices', 'schema_changes', 'state']);
     await expect(store.createTenant('acme-retail')).rejects.toMatchObject({ code: 'conflict' });
   });
 
