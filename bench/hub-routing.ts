@@ -23,7 +23,8 @@ export const ROUTING = {
   seconds: Number(process.env.BENCH_ROUTING_SECONDS ?? 10),
 } as const;
 
-export type RoutingMode = 'routes' | 'full mesh';
+/** `routes, no repair`: the same routes with the hub's maintenance (compaction, route repair) held off, to show what route repair costs. */
+export type RoutingMode = 'routes' | 'routes, no repair' | 'full mesh';
 
 export interface RoutingResult {
   readonly mode: RoutingMode;
@@ -50,7 +51,7 @@ async function configure(databaseUrl: string, n: number, mode: RoutingMode): Pro
   const c = new pg.Client({ connectionString: databaseUrl });
   await c.connect();
   try {
-    const routes = mode === 'routes' ? ROUTES : [];
+    const routes = mode === 'full mesh' ? [] : ROUTES;
     await c.query(`UPDATE hub.tenants SET routes = $1 WHERE id = 'chain'`, [JSON.stringify(routes)]);
     await c.query(`UPDATE hub.branches SET groups = '{hq}', routing_synced = jsonb_build_object('routes', $1::jsonb, 'groups', '["hq"]'::jsonb, 'attributes', '{}'::jsonb) WHERE id = 'hq'`, [
       JSON.stringify(routes),
@@ -97,11 +98,12 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 export async function runRouting(n: number, mode: RoutingMode): Promise<RoutingResult> {
-  const db = await createDatabase(`routing_${mode === 'routes' ? 'r' : 'm'}_${n}`);
+  const db = await createDatabase(`routing_${mode === 'routes' ? 'r' : mode === 'full mesh' ? 'm' : 'n'}_${n}`);
   const jwtKeys = randomJwtKeys();
   const branches = await seed(db.url, ['chain'], n, (i) => (i === 0 ? 'hq' : `s${i}`));
   await configure(db.url, n, mode);
-  const hub = await HubProcess.start({ databaseUrl: db.url, jwtKeys, port: await freePort(), label: `routing-${n}` });
+  const env: Record<string, string> = mode === 'routes, no repair' ? { HUB_MAINTENANCE_INTERVAL_MS: '3600000' } : {};
+  const hub = await HubProcess.start({ databaseUrl: db.url, jwtKeys, port: await freePort(), label: `routing-${n}`, env });
   try {
     const tokens = await mintTokens(jwtKeys, branches, 3600);
     let measuring = false;
@@ -160,7 +162,7 @@ export async function runRouting(n: number, mode: RoutingMode): Promise<RoutingR
       branches: n,
       appendedRate: acked / secs,
       deliveredRate: delivered / secs,
-      fanout: mode === 'routes' ? 1 : n - 1,
+      fanout: mode === 'full mesh' ? n - 1 : 1,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       cpu: cpu / secs,

@@ -190,7 +190,7 @@ ${table}`,
     const before = load();
     const results: RoutingResult[] = [];
     // Alternated per size, so the host's drift shows in both modes alike.
-    for (const n of ROUTING.sizes) for (const mode of ['routes', 'full mesh'] as const) results.push(await runRouting(n, mode));
+    for (const n of ROUTING.sizes) for (const mode of ['routes', 'routes, no repair', 'full mesh'] as const) results.push(await runRouting(n, mode));
     const table = routingTable(results);
     console.log(`\nRouting\n\n${table}\n`);
     parts.set(
@@ -206,7 +206,11 @@ load generator shares the cores with the hub and PostgreSQL, so at full mesh and
 own decoding of the deliveries competes with the hub. The cursor of a branch that was sent nothing
 is written at most every 5 s (hub/cursor-writer.ts): when every such move was written (each 100 ms),
 the same run with routes cost 854, 1,181 and 2,081 µs of hub CPU per change at 30, 100 and 300
-branches (2026-12-03 13:31 UTC), growing with the tenant's size.
+branches (2026-12-03 13:31 UTC), growing with the tenant's size. The hub's maintenance runs at its
+default interval (10 s) during the load, so with routes the figures include route repair's replay
+of every order (\`orders\` has a filtered route); \`routes, no repair\` is the same with maintenance
+held off (\`HUB_MAINTENANCE_INTERVAL_MS=3600000\`), alternated with it per size: the difference is
+what compaction and route repair cost together.
 
 ${table}`,
     );

@@ -13,7 +13,7 @@ import { strategyFor } from '../protocol/conflict.js';
 import type { Change, StrategyName, TenantPolicy } from '../protocol/index.js';
 import { SCHEMA_ORIGIN, isReservedTable } from '../protocol/schema-entry.js';
 import { appendLockKey } from './log.js';
-import { heldBefore, repairsFor, winnerOf, type Repair } from './routes/repair.js';
+import { heldBefore, plainInsert, repairsFor, winnerOf, type Repair } from './routes/repair.js';
 import type { RoutingPolicy } from './routes/policy.js';
 import { ADVISORY_KEY_SQL, quoteIdent } from './store/db.js';
 
@@ -110,6 +110,7 @@ async function repairsOf(c: pg.PoolClient, s: string, routing: RoutingPolicy, po
     const table = (changes[0] as Change).table;
     const st = policy === null ? strategyFor({ conflict_strategy: 'last-write-wins', branch_priority: [] }) : strategyFor(policy, strategies.get(table));
     const versions = later.size === 0 ? row.versions : row.versions.filter((v) => !later.has(`${v.origin}/${v.seq}`));
+    if (plainInsert(changes, versions)) continue;
     const winner = winnerOf(versions, st);
     if (winner) out.push(...repairsFor(routing, changes, winner, st, heldBefore(routing, versions, changes, st)).repairs);
   }

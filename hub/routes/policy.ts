@@ -179,11 +179,6 @@ export class RoutingPolicy {
     return this.holds(branch, v) || (v.origin === branch && v.row !== null && this.decideOwn(branch, v) === 'skip');
   }
 
-  /** Every branch of the tenant. */
-  branchIds(): IterableIterator<string> {
-    return this.branches.keys();
-  }
-
   /** Whether a change of `table` can move a row between subsets: a route carrying it has a filter. */
   filters(table: string): boolean {
     return this.routesOf(table).some((r) => r.filter !== null);

@@ -62,7 +62,14 @@ export function heldBefore(policy: RoutingPolicy, versions: readonly Change[], s
   const inStretch = new Set(stretch.map((c) => `${c.origin}/${c.seq}`));
   const earlier = versions.filter((v) => !inStretch.has(`${v.origin}/${v.seq}`));
   const out = new Map<string, Copy>();
-  for (const b of policy.branchIds()) {
+  // A branch keeps a version only if it would receive it, or wrote it: the version's receivers
+  // and its origin are every candidate (not the whole tenant).
+  const candidates = new Set<string>();
+  for (const v of earlier) {
+    candidates.add(v.origin);
+    for (const b of policy.receivers(v).keys()) candidates.add(b);
+  }
+  for (const b of candidates) {
     const w = winnerOf(earlier.filter((v) => policy.keeps(b, v)), st);
     if (w) out.set(b, copyOf(w));
   }
@@ -76,6 +83,17 @@ export function heldBefore(policy: RoutingPolicy, versions: readonly Change[], s
  * version now. Returns the repairs and what each branch holds after them, for the next pass
  * (null: nothing). A branch neither in `before` nor reached in the stretch is left alone.
  */
+/**
+ * Whether a row's stretch cannot need repair: one insert that is the row's only version, a new
+ * row routed by its own values to exactly the branches that keep it (most rows of insert-only
+ * tables such as sales: the replay is skipped for them).
+ */
+export function plainInsert(changes: readonly Change[], versions: readonly Change[]): boolean {
+  const c = changes[0];
+  const v = versions[0];
+  return changes.length === 1 && versions.length === 1 && c !== undefined && v !== undefined && c.op === 'insert' && c.origin === v.origin && c.seq === v.seq;
+}
+
 export function repairsFor(
   policy: RoutingPolicy,
   changes: readonly Change[],
