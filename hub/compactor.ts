@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import { vv, type Change } from '../protocol/index.js';
+import { ADVISORY_KEY_SQL } from './store/db.js';
 import { quoteIdent } from './store/index.js';
 
 /** What the fold looks at: a version's vector, clock and origin. */
@@ -111,7 +112,7 @@ export async function compact(pool: pg.Pool, tenantId: string, schema: string, o
   const client = await pool.connect();
   try {
     const { rows: lock } = await client.query<{ ok: boolean }>(
-      'SELECT pg_try_advisory_lock(hashtextextended($1, 7316)) AS ok',
+      `SELECT pg_try_advisory_lock(${ADVISORY_KEY_SQL}) AS ok`,
       [compactLockKey(tenantId)],
     );
     if (!lock[0]?.ok) {
@@ -128,7 +129,7 @@ export async function compact(pool: pg.Pool, tenantId: string, schema: string, o
         if (paced && r.behind < PACE_BELOW) await new Promise((done) => setTimeout(done, performance.now() - t0));
       }
     } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 7316))', [compactLockKey(tenantId)]).catch(() => undefined);
+      await client.query(`SELECT pg_advisory_unlock(${ADVISORY_KEY_SQL})`, [compactLockKey(tenantId)]).catch(() => undefined);
     }
   } finally {
     client.release();

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Change, LogEntry } from '../protocol/index.js';
 import { quoteIdent, type Queryable } from './store/index.js';
+import { advisoryKey } from './store/db.js';
 import { queryPrepared } from './store/prepared.js';
 
 export interface AppendResult {
@@ -72,7 +73,7 @@ export async function appendMany(
   const targets = batches.flatMap((b) => b.changes.map(() => b.target));
   const { rows } = await queryPrepared<{ last: string; inserted: string }>(
     pool,
-    `WITH l AS (SELECT pg_advisory_xact_lock(hashtextextended($5, 7316))),
+    `WITH l AS (SELECT pg_advisory_xact_lock(${advisoryKey('$5')})),
      r AS (SELECT setval('${s}.log_pos_seq', nextval('${s}.log_pos_seq') + $1 - 1) AS last FROM l),
      ins AS (
        INSERT INTO ${s}.log (pos, origin, origin_seq, target, change)

@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { TableInfo } from '../catalog.js';
 import { quoteIdent, quoteLiteral, quoteTable } from './ident.js';
+import { jsonbOfColumns } from './jsonb.js';
 import { ALREADY_PINNED, PINNED } from './types.js';
 
 export const CAPTURE_TRIGGER = 'hubsync_capture';
@@ -40,15 +41,8 @@ export function textRowFunctionName(table: string): string {
 /** `OPERATOR(pg_catalog.op)`: immune to a caller's search_path. */
 const op = (o: string): string => `OPERATOR(pg_catalog.${o})`;
 
-// jsonb_build_object takes at most 100 arguments (50 pairs); wider tables concatenate pieces.
-function jsonbOf(record: string, columns: readonly string[]): string {
-  const pieces: string[] = [];
-  for (let i = 0; i < columns.length; i += 50) {
-    const pairs = columns.slice(i, i + 50).map((c) => `${quoteLiteral(c)}, ${record}.${quoteIdent(c)}::pg_catalog.text`);
-    pieces.push(`pg_catalog.jsonb_build_object(${pairs.join(', ')})`);
-  }
-  return pieces.join(` ${op('||')} `);
-}
+// Inside the generated functions every name is pg_catalog's, whatever the writer's search_path.
+const jsonbOf = (record: string, columns: readonly string[]): string => jsonbOfColumns(record, columns, true);
 
 /** The row_version key of table `tbl` (a literal) and key `k`. Also used by apply and publish. */
 export function versionKeySql(tbl: string, k: string): string {

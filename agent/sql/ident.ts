@@ -1,9 +1,8 @@
 /** Quoting for SQL the agent generates. Identifiers come from the catalog or the config, never from the wire. */
 
-/** `"name"`, with embedded quotes doubled. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
+import { quoteIdent } from '../../common/sql.js';
+
+export { quoteIdent };
 
 /**
  * A string literal that reads the same whatever `standard_conforming_strings` is in the session

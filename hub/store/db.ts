@@ -49,10 +49,12 @@ export async function withTransaction<T>(
   }
 }
 
-/** Quotes an SQL identifier. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+export { quoteIdent } from '../../common/sql.js';
+
+/** Stable 64-bit key for `pg_advisory_*lock` calls, computed by PostgreSQL from the string in parameter `param`. */
+export function advisoryKey(param = '$1'): string {
+  return `hashtextextended(${param}, 7316)`;
 }
 
-/** Stable 64-bit key for `pg_advisory_*lock` calls, computed by PostgreSQL from a string. */
-export const ADVISORY_KEY_SQL = `hashtextextended($1, 7316)`;
+/** `advisoryKey()` of `$1`, the usual place of the key's string. */
+export const ADVISORY_KEY_SQL = advisoryKey();

@@ -3,7 +3,7 @@ import type { StrategyName } from '../../protocol/index.js';
 import { appendAudit } from './audit.js';
 import { readCatalog } from './catalog.js';
 import { notifyControl } from './control.js';
-import { quoteIdent, withTransaction, type Queryable } from './db.js';
+import { ADVISORY_KEY_SQL, quoteIdent, withTransaction, type Queryable } from './db.js';
 import { StoreError } from './errors.js';
 import { tenantSchemaName, upgradeTenantSchema } from './migrations.js';
 import { RouteError, validateRoutes, type Route } from '../routes/route.js';
@@ -187,7 +187,7 @@ export async function createTenant(pool: pg.Pool, id: string, spec: TenantSpec =
   validateSpec(spec);
   spec = withTables(spec);
   return withTransaction(pool, async (c) => {
-    await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7316))', [`hub-broker:tenant:${id}`]);
+    await c.query(`SELECT pg_advisory_xact_lock(${ADVISORY_KEY_SQL})`, [`hub-broker:tenant:${id}`]);
     if (await getTenant(c, id)) throw new StoreError('conflict', `tenant ${id} already exists`);
     if (spec.routes !== undefined) spec = { ...spec, routes: await checkRoutes(c, id, spec.routes) };
     const retained = await schemaExists(c, tenantSchemaName(id));
